@@ -1,6 +1,6 @@
 """Where a result came from, and the key that decides whether it must be recomputed.
 
-The inputs key hashes the claim's fields, the verifier's source and every project module it
+The inputs key hashes the claim's verdict inputs (``Claim.verdict_inputs``), the verifier's source and every project module it
 imports (found by reading import statements, not by importing), the package versions and the tier.
 Nothing here imports torch, so deciding "nothing changed" stays cheap.
 """
@@ -19,7 +19,8 @@ from typing import Any
 __all__ = ["claim_hash", "code_hash", "module_closure", "versions", "git_commit", "inputs_key"]
 
 PROJECT_PACKAGES = ("principia", "verifiers")
-VERSIONED = ("torch", "numpy", "scipy", "pydantic")
+# Packages whose version can change a verifier's numbers (pydantic only validates claim files).
+VERSIONED = ("torch", "numpy", "scipy")
 # Engine modules whose code cannot change a verdict's numbers (presentation, CLI, storage).
 _NOT_INPUTS = ("principia.site", "principia.cli", "principia.store", "principia.runner",
                "principia.verify", "principia.provenance", "principia.loader", "principia.calc",

@@ -164,6 +164,14 @@ class Claim(Strict):
         """The paper's values overlaid with the tier's settings."""
         return {**self.params, **self.tiers.get(tier, {})}
 
+    def verdict_inputs(self, tier: str) -> dict[str, Any]:
+        """What a tier's verdict depends on: the verifier, its parameters and the rule (with the
+        texts it copies into the result). Wording, citations and tags are not inputs, so editing
+        them keeps recorded results current."""
+        return {"kind": self.kind, "verifier": self.verifier, "params": self.tier_params(tier),
+                "decision": self.decision.model_dump(mode="json") if self.decision else None,
+                "untestable": self.untestable}
+
     def timeout(self, tier: str) -> float:
         return self.timeout_s.get(tier, 60.0 if tier == "fast" else 1800.0)
 

@@ -78,7 +78,7 @@ def plan(kb: KnowledgeBase, ids: list[str], tier: str, device: str, force: bool,
     eng = _engine_hash(kb.root)
     for cid in ids:
         c = kb.claims[cid]
-        ch = claim_hash(c.model_dump(mode="json"))
+        ch = claim_hash(c.verdict_inputs(tier))
         cod = code_hash(kb.root, c.verifier) + eng if c.verifier else eng
         key = inputs_key(ch, cod, tier, device)
         old = store.fetch(cid, tier)

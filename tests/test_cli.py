@@ -49,6 +49,29 @@ def test_editing_a_claim_invalidates_its_cache(kb_root, capsys):
     assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is False
 
 
+def test_editing_wording_keeps_the_cache(kb_root, capsys):
+    """A new title or citation changes no verdict input: the recorded result stays current."""
+    write_claim(kb_root, "one", claim_text("good"))
+    main(["--root", str(kb_root), "verify", "--quiet"])
+    reworded = claim_text("good").replace("A tiny claim for tests", "A tiny claim, reworded") \
+                                 .replace('locator: "Eq. 1.1"', 'locator: "Eq. 1.2"')
+    write_claim(kb_root, "one", reworded)
+    capsys.readouterr()
+    main(["--root", str(kb_root), "verify", "--json", "--quiet"])
+    assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is True
+
+
+def test_editing_one_tier_keeps_the_other_cached(kb_root, capsys):
+    """Adding a full tier leaves the fast tier's recorded result current."""
+    write_claim(kb_root, "one", claim_text("good"))
+    main(["--root", str(kb_root), "verify", "--quiet"])
+    write_claim(kb_root, "one", claim_text("good").replace("tiers: {fast: {}}",
+                                                            "tiers: {fast: {}, full: {x: 2}}"))
+    capsys.readouterr()
+    main(["--root", str(kb_root), "verify", "--json", "--quiet"])
+    assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is True
+
+
 def test_unknown_id_is_a_clear_error(kb_root, capsys):
     """Asking for a claim that does not exist names it."""
     assert main(["--root", str(kb_root), "verify", "nope"]) == 2

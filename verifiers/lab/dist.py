@@ -9,7 +9,8 @@ CPU tensors.
 
 A rank function is a module-level ``fn(ctx: RankCtx, **kwargs)`` returning something picklable.
 Every rank runs with one thread, ends with a barrier and ``destroy_process_group`` (without the
-barrier a gloo rank occasionally aborts in teardown), and the whole job has a deadline.
+barrier a gloo rank occasionally aborts in teardown), then leaves with ``os._exit`` so that the
+interpreter's own teardown cannot abort it either; the whole job has a deadline.
 """
 from __future__ import annotations
 
@@ -204,6 +205,11 @@ def _rank_main(tmp: str, rank: int) -> None:
         (job / f"rank{rank}.err").write_text(traceback.format_exc())
         sys.stderr.flush()
         os._exit(1)
+    # Skip the interpreter's teardown: with torch's C++ threads still being unwound, it aborted
+    # now and then ("terminate called without an active exception", exit -6) after the rank's
+    # work was done and written.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # --- measuring what a rank holds and sends -----------------------------------------------------
