@@ -107,7 +107,9 @@ def git_commit(root: Path) -> tuple[str, bool]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=5).stdout.strip() or "unknown"
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # Recorded results are outputs, not inputs: a run that rewrites them stays clean.
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                     ".", ":(exclude)results"],
                                     cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())
         return commit, dirty
     except (OSError, subprocess.SubprocessError):
