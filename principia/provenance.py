@@ -43,7 +43,16 @@ def _module_file(root: Path, name: str) -> Path | None:
     return None
 
 
-def _imports(path: Path, name: str) -> set[str]:
+def _imports(path: Path, name: str) -> frozenset[str]:
+    st = path.stat()
+    return _parsed_imports(str(path), name, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=None)
+def _parsed_imports(path_s: str, name: str, _mtime_ns: int, _size: int) -> frozenset[str]:
+    """Project modules a file imports. Parsed once per file version: sixty claims share a
+    few dozen modules, and re-parsing them per claim made a no-op re-verify take seconds."""
+    path = Path(path_s)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
@@ -59,7 +68,7 @@ def _imports(path: Path, name: str) -> set[str]:
                 mod = node.module or ""
             found.add(mod)
             found |= {f"{mod}.{a.name}" for a in node.names}  # `from pkg import module`
-    return {m for m in found if m.split(".")[0] in PROJECT_PACKAGES}
+    return frozenset(m for m in found if m.split(".")[0] in PROJECT_PACKAGES)
 
 
 def module_closure(root: Path, module: str) -> dict[str, Path]:

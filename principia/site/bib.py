@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 
 from ..schema import Reference
+from . import htmlparts as H
 from .model import SiteData
-from .text import badge, front_matter, md_cell, md_plain, safe_url
+from .text import badge, claim_md, front_matter, html_math, html_text, md_cell, md_plain, page_url, safe_url
 
 __all__ = ["cited", "bibliography_page", "bibtex", "bibtex_entry", "ref_link", "ref_label", "ref_anchor"]
 
@@ -40,8 +41,9 @@ def _sort_key(item: tuple[str, Reference | None]) -> tuple[str, int, str]:
     return ((ref.authors if ref else key).lower(), ref.year if ref else 0, key)
 
 
-def bibliography_page(data: SiteData, claim_url) -> str:
-    """Markdown: each cited work, then the claims that cite it with their locators."""
+def bibliography_page(data: SiteData, page: str = "bibliography.md") -> str:
+    """Markdown: each cited work, then the claims that cite it with their locators (one raw
+    HTML list per work: Python-Markdown is slow on long lists)."""
     refs = data.kb.references
     uses = cited(data)
     lines = [front_matter("Bibliography"), "# Bibliography", "",
@@ -56,10 +58,9 @@ def bibliography_page(data: SiteData, claim_url) -> str:
             venue = f" *{md_cell(ref.venue)}*." if ref.venue else ""
             link = ref_link(ref)
             lines += [f"{md_cell(ref.authors)} ({ref.year}). **{md_cell(ref.title)}**.{venue} {link}".rstrip(), ""]
-        for cid, loc in uses[key]:
-            v = data.views[cid]
-            lines.append(f"- [{md_cell(v.claim.title)}]({claim_url(cid)}) {badge(v.verdict)} — {md_cell(loc)}")
-        lines.append("")
+        items = [f"{H.a(page_url(page, claim_md(cid)), html_math(data.views[cid].claim.title))} "
+                 f"{badge(data.views[cid].verdict)} — {html_text(loc)}" for cid, loc in uses[key]]
+        lines += H.block(H.ul(items), search=False)
     return "\n".join(lines)
 
 

@@ -128,7 +128,7 @@ def write_pages(root: Path | str, kb: KnowledgeBase | None = None, dest: Path | 
     _write(dest, "dashboard.md", dashboard_page(data))
     _write(dest, "errata.md", errata_page(data))
     _write(dest, "graph.md", graph_page(data))
-    _write(dest, "bibliography.md", bibliography_page(data, lambda c: f"claims/{c}.md"))
+    _write(dest, "bibliography.md", bibliography_page(data))
     _write(dest, "references.bib", bibtex(data))
     _write(dest, "claims.json", claims_json(data))
     if not (dest / "index.md").exists():

@@ -10,14 +10,14 @@ never inject markup; links go only to pages of the site, to http(s) URLs checked
 from __future__ import annotations
 
 import json
-import re
-from typing import Any, Iterable
+from typing import Any
 
 from ..decide import describe, flip_margin
 from ..evidence import Measure
 from ..schema import Check
 from .bib import ref_anchor, ref_label
 from .graph import neighbourhood_svg
+from . import htmlparts as H
 from .model import ClaimView, SiteData
 from .svg import render_figure
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, fmt_measure, front_matter, html_math, html_text,
@@ -29,51 +29,9 @@ MAX_TABLE_ROWS = 200
 MAX_HISTORY = 15
 
 
-# --- small HTML builders (arguments are already-escaped HTML) -------------------------------
-
-def _table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> str:
-    c = f' class="{cls}"' if cls else ""
-    th = "".join(f"<th>{h}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{d}</td>" for d in r) + "</tr>" for r in rows)
-    return f"<table{c}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _ul(items: Iterable[str]) -> str:
-    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
-
-
-def _paras(text: str) -> str:
-    return "".join(f"<p>{html_math(p)}</p>" for p in re.split(r"\n\s*\n", text) if p.strip())
-
-
-def _a(href: str, text: str) -> str:
-    return f'<a href="{html_text(href)}">{text}</a>'
-
-
-def _ext(url: str, text: str) -> str:
-    u = safe_url(url)
-    return f'<a href="{html_text(u)}">{text}</a>' if u else text
-
-
-def _h2(title: str) -> str:
-    """A section heading as the toc extension writes it (the hook adds it to the page's toc)."""
-    hid = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    return (f'<h2 id="{hid}">{html_text(title)}<a class="headerlink" href="#{hid}" '
-            f'title="Permanent link">&para;</a></h2>')
-
-
-def _block(*parts: str, head: str = "", search: bool = True) -> list[str]:
-    """One raw HTML block on a single line, then a blank line (see blocks.py for why)."""
-    html = "".join(p for p in parts if p).replace("\n", " ")
-    if not (html or head):
-        return []
-    cls = "pp-block" if search else "pp-block pp-nosearch"
-    return [f'<div class="{cls}">{_h2(head) if head else ""}{html}</div>', ""]
-
-
 def _link(v: ClaimView, page: str, cid: str, views: dict[str, ClaimView]) -> str:
     other = views[cid]
-    return f"{_a(page_url(page, claim_md(cid)), html_math(other.claim.title))} {badge(other.verdict)}"
+    return f"{H.a(page_url(page, claim_md(cid)), html_math(other.claim.title))} {badge(other.verdict)}"
 
 
 # --- parts of the page ----------------------------------------------------------------------
@@ -123,7 +81,7 @@ def _checks_table(result: dict[str, Any]) -> str:
         row = [f"<code>{html_text(q)}</code>{part}", cell, html_text(c.get("rule", "")), outcome]
         rows.append(row + ([html_text(c.get("source_says", ""))] if says else []))
     head = ["Quantity", "Measured", "Expected", "Outcome"] + (["Source says"] if says else [])
-    return _table(head, rows, "pp-checks")
+    return H.table(head, rows, "pp-checks")
 
 
 def _other_measures(result: dict[str, Any]) -> str:
@@ -135,7 +93,7 @@ def _other_measures(result: dict[str, Any]) -> str:
     rows = [[f"<code>{html_text(k)}</code>",
              html_text(fmt_measure(m.get("value"), m.get("lo"), m.get("hi"), m.get("unit") or "")),
              html_text(m.get("note") or "")] for k, m in sorted(rest.items())]
-    return "<p>Other measurements:</p>" + _table(["Quantity", "Measured", "Note"], rows)
+    return "<p>Other measurements:</p>" + H.table(["Quantity", "Measured", "Note"], rows)
 
 
 def _figures(result: dict[str, Any]) -> str:
@@ -157,7 +115,7 @@ def _rows_table(rows: list[Any]) -> str:
     body = [[html_text(fmt(r.get(c, ""))) for c in cols] for r in rows[:MAX_TABLE_ROWS]]
     more = (f"<p><em>{len(rows) - MAX_TABLE_ROWS} more rows are in the result file.</em></p>"
             if len(rows) > MAX_TABLE_ROWS else "")
-    return "<p>Data:</p>" + _table([html_text(c) for c in cols], body) + more
+    return "<p>Data:</p>" + H.table([html_text(c) for c in cols], body) + more
 
 
 def _notes(ev: dict[str, Any]) -> str:
@@ -165,7 +123,7 @@ def _notes(ev: dict[str, Any]) -> str:
     out = ""
     notes = [n for n in ev.get("notes") or [] if n]
     if notes:
-        out += "<p>Notes from the verifier:</p>" + _ul(html_math(n) for n in notes)
+        out += "<p>Notes from the verifier:</p>" + H.ul(html_math(n) for n in notes)
     if ev.get("seeds"):
         out += f"<p>Seeds: {html_text(', '.join(str(s) for s in ev['seeds']))}.</p>"
     return out
@@ -188,7 +146,7 @@ def _falsified(result: dict[str, Any]) -> str:
         if isinstance(f, dict):
             params = ", ".join(f"{k}={fmt(x)}" for k, x in (f.get("params") or {}).items())
             items.append(f"with {html_text(params)}: {badge(str(f.get('verdict', 'error')))}")
-    return "<p>Falsification runs (each must come out refuted):</p>" + _ul(items) if items else ""
+    return "<p>Falsification runs (each must come out refuted):</p>" + H.ul(items) if items else ""
 
 
 def _tier_line(tier: str, result: dict[str, Any]) -> str:
@@ -205,7 +163,7 @@ def _verdict_section(v: ClaimView) -> list[str]:
             body = f"<p>{badge('untestable')} No run here can settle this claim: {html_math(v.claim.untestable)}</p>"
         else:
             body = f"<p>{badge('not-verified')} No result has been recorded for this claim yet.</p>"
-        return _block(body, head="Verdict")
+        return H.block(body, head="Verdict")
     body = f"<p>{_tier_line(v.shown_tier or '', shown)}</p>"
     for tier in ("fast", "full"):
         if tier != v.shown_tier and tier in v.results:
@@ -215,7 +173,7 @@ def _verdict_section(v: ClaimView) -> list[str]:
     flip = _flip(v, shown)
     if flip:
         body += f"<p><strong>What would flip this:</strong> {html_text(flip)}.</p>"
-    return _block(body, head="Verdict")
+    return H.block(body, head="Verdict")
 
 
 def _evidence_section(v: ClaimView) -> list[str]:
@@ -230,8 +188,8 @@ def _evidence_section(v: ClaimView) -> list[str]:
             other = v.results[tier]
             rest += (f'<details class="note"><summary>Evidence of the {tier} tier</summary>'
                      f"{_checks_table(other)}{_other_measures(other)}{_error(other)}</details>")
-    return (_block(_checks_table(r), _other_measures(r), head=f"Evidence ({v.shown_tier} tier)")
-            + _block(_figures(r), _rows_table(ev.get("table") or []), search=False) + _block(rest))
+    return (H.block(_checks_table(r), _other_measures(r), head=f"Evidence ({v.shown_tier} tier)")
+            + H.block(_figures(r), _rows_table(ev.get("table") or []), search=False) + H.block(rest))
 
 
 def _decision(v: ClaimView) -> list[str]:
@@ -248,12 +206,12 @@ def _decision(v: ClaimView) -> list[str]:
         if c.source_says:
             line += f" The source says: “{html_text(c.source_says)}”."
         items.append(line)
-    body = "<p>Declared in the claim before anything ran:</p>" + _ul(items)
+    body = "<p>Declared in the claim before anything ran:</p>" + H.ul(items)
     if v.claim.falsify:
         falsify = [f"{html_text(', '.join(f'{k}={fmt(x)}' for k, x in f.params.items()))} "
                    f"({f.tier} tier): {html_math(f.why)}" for f in v.claim.falsify]
-        body += "<p>Falsification: with these parameters the verifier must come out refuted.</p>" + _ul(falsify)
-    return _block(body, head="Decision rule")
+        body += "<p>Falsification: with these parameters the verifier must come out refuted.</p>" + H.ul(falsify)
+    return H.block(body, head="Decision rule")
 
 
 def _param(x: Any) -> str:
@@ -270,10 +228,10 @@ def _parameters(v: ClaimView) -> list[str]:
     tiers = [t for t in ("fast", "full") if t in c.tiers]
     rows = [[f"<code>{html_text(n)}</code>", _param(c.params.get(n, ""))] +
             [_param(c.tiers[t].get(n, "")) for t in tiers] for n in names]
-    body = _table(["Parameter", "Claim value"] + [f"{t} tier" for t in tiers], rows)
+    body = H.table(["Parameter", "Claim value"] + [f"{t} tier" for t in tiers], rows)
     if c.verifier:
         body += f"<p>Verifier: <code>{html_text(c.verifier)}</code></p>"
-    return _block(body, search=False, head="Parameters")
+    return H.block(body, search=False, head="Parameters")
 
 
 def _context(v: ClaimView) -> list[str]:
@@ -281,11 +239,11 @@ def _context(v: ClaimView) -> list[str]:
     out: list[str] = []
     if c.assumptions:
         items = [f"<strong>{html_text(a.name)}</strong> — {html_math(a.text)}" for a in c.assumptions]
-        out += _block(_ul(items), head="Assumptions")
+        out += H.block(H.ul(items), head="Assumptions")
     if c.scope.strip():
-        out += _block(_paras(c.scope), head="Scope")
+        out += H.block(H.paras(c.scope), head="Scope")
     if c.notes.strip():
-        out += _block(_paras(c.notes), head="Notes")
+        out += H.block(H.paras(c.notes), head="Notes")
     return out
 
 
@@ -295,7 +253,7 @@ def _sources(v: ClaimView, data: SiteData) -> list[str]:
     items = []
     for s in v.claim.sources:
         seed = cat.seeds.get(s.seed) if cat else None
-        name = _ext(seed.url, html_text(seed.title)) if seed else html_text(s.seed)
+        name = H.ext(seed.url, html_text(seed.title)) if seed else html_text(s.seed)
         alias = f" ({html_text(s.alias)})" if s.alias else ""
         items.append(f"{name} — {html_text(s.place)}{alias}")
     cites = []
@@ -305,11 +263,11 @@ def _sources(v: ClaimView, data: SiteData) -> list[str]:
         if ref is None:
             cites.append(f"{html_text(cit.ref)} — <strong>{html_text(cit.locator)}</strong>{note}")
             continue
-        bib = _a(f"{page_url(page, 'bibliography.md')}#{ref_anchor(cit.ref)}",
+        bib = H.a(f"{page_url(page, 'bibliography.md')}#{ref_anchor(cit.ref)}",
                  f"{html_text(ref.authors)} ({ref.year})")
         cites.append(f"{bib}, <em>{html_text(ref.title)}</em> — <strong>{html_text(cit.locator)}</strong> "
-                     f"{_ext(ref.link(), html_text(ref_label(ref)))}{note}")
-    return _block(_ul(items), head="Sources") + _block(_ul(cites), head="Citations")
+                     f"{H.ext(ref.link(), html_text(ref_label(ref)))}{note}")
+    return H.block(H.ul(items), head="Sources") + H.block(H.ul(cites), head="Citations")
 
 
 def _relations(v: ClaimView, data: SiteData) -> list[str]:
@@ -317,13 +275,13 @@ def _relations(v: ClaimView, data: SiteData) -> list[str]:
     page = claim_md(v.id)
     groups = [("Uses", [u for u in rel.uses if u in data.views]), ("Used by", sorted(v.used_by)),
               ("Contests", [u for u in rel.contests if u in data.views]), ("Contested by", sorted(v.contested_by))]
-    body = "".join(f"<p>{name}:</p>" + _ul(_link(v, page, u, data.views) for u in ids) for name, ids in groups if ids)
+    body = "".join(f"<p>{name}:</p>" + H.ul(_link(v, page, u, data.views) for u in ids) for name, ids in groups if ids)
     if not body:
         return []
     svg = neighbourhood_svg(v, data.views, lambda c: page_url(page, claim_md(c)))
     if svg:
         body += f'<div class="pp-figure pp-scroll">{svg}</div>'
-    return _block(body, search=False, head="Relations")
+    return H.block(body, search=False, head="Relations")
 
 
 def _versions(p: dict[str, Any]) -> str:
@@ -349,7 +307,7 @@ def _provenance(v: ClaimView) -> list[str]:
         return []
     provs = {t: v.results[t].get("provenance") or {} for t in tiers}
     rows = [[name] + [html_text(get(provs[t])) for t in tiers] for name, get in _PROVENANCE]
-    return _block(_table([""] + [f"{t} tier" for t in tiers], rows), search=False, head="Provenance")
+    return H.block(H.table([""] + [f"{t} tier" for t in tiers], rows), search=False, head="Provenance")
 
 
 def _history(v: ClaimView) -> list[str]:
@@ -363,17 +321,17 @@ def _history(v: ClaimView) -> list[str]:
         kv = f"{h.get('key')} = {fmt(h.get('value'))}" if h.get("key") else fmt(h.get("value"))
         rows.append([html_text(when or "—"), tier, badge(str(h.get("verdict") or "error")), html_text(kv),
                      html_text(short(h.get("commit")))])
-    body = _table(["Finished", "Tier", "Verdict", "Key value", "Commit"], rows)
+    body = H.table(["Finished", "Tier", "Verdict", "Key value", "Commit"], rows)
     if len(entries) > MAX_HISTORY:
         body += f"<p><em>{len(entries) - MAX_HISTORY} older entries are in the result files.</em></p>"
-    return _block(body, search=False, head="History")
+    return H.block(body, search=False, head="History")
 
 
 def _risk(v: ClaimView, data: SiteData) -> str:
     if not v.at_risk:
         return ""
     page = claim_md(v.id)
-    why = "; ".join(f"{_a(page_url(page, claim_md(u)), html_math(data.views[u].claim.title))} is "
+    why = "; ".join(f"{H.a(page_url(page, claim_md(u)), html_math(data.views[u].claim.title))} is "
                     f"{'itself at risk' if w == 'at risk' else VERDICT_LABELS.get(w, w)}" for u, w in v.at_risk)
     return (f'<div class="admonition danger"><p class="admonition-title">At risk</p>'
             f"<p>This claim uses a claim that does not hold: {why}.</p></div>")
@@ -384,15 +342,15 @@ def claim_page(v: ClaimView, data: SiteData, edit_base: str = "") -> str:
     c = v.claim
     page = claim_md(v.id)
     sec = data.kb.catalogue.sections.get(c.section) if data.kb.catalogue else None
-    sec_link = _a(page_url(page, section_md(c.section)), html_text(sec.title)) if sec else html_text(c.section)
+    sec_link = H.a(page_url(page, section_md(c.section)), html_text(sec.title)) if sec else html_text(c.section)
     edit = f"{edit_base}{v.file}" if edit_base and safe_url(f"{edit_base}{v.file}") else ""
     meta = f"{badge(v.verdict)} · <code>{html_text(v.id)}</code> · {c.kind} claim · {sec_link}"
     if edit:
-        meta += f" · {_ext(edit, 'Edit this claim')}"
+        meta += f" · {H.ext(edit, 'Edit this claim')}"
     tags = f"<p class=\"pp-tags\">Tags: {html_text(', '.join(c.tags))}</p>" if c.tags else ""
     lines = [front_matter(c.title, edit), f"# {md_text(c.title)}", ""]
-    lines += _block(f'<p class="pp-meta">{meta}</p>', _risk(v, data),
-                    f'<div class="pp-statement">{_paras(c.statement)}</div>', tags)
+    lines += H.block(f'<p class="pp-meta">{meta}</p>', _risk(v, data),
+                    f'<div class="pp-statement">{H.paras(c.statement)}</div>', tags)
     lines += _verdict_section(v) + _evidence_section(v) + _decision(v) + _parameters(v)
     lines += _context(v) + _sources(v, data) + _relations(v, data) + _provenance(v) + _history(v)
     return "\n".join(lines).rstrip() + "\n"

@@ -1,4 +1,9 @@
-"""Index pages: groups and sections, dashboard, errata, graph, and the claims.json export."""
+"""Index pages: groups and sections, dashboard, errata, graph, and the claims.json export.
+
+Their headings and short texts are Markdown; every list or table that grows with the number of
+claims is one raw HTML block (``htmlparts.block``), kept out of the search index: a claim is
+found through its own page, and Python-Markdown would spend seconds on a 1,000-row table.
+"""
 from __future__ import annotations
 
 import json
@@ -7,9 +12,10 @@ from typing import Any
 
 from ..decide import VERDICTS
 from .graph import VERDICT_COLORS, graph_svg, related_ids
+from . import htmlparts as H
 from .model import NOT_VERIFIED, ClaimView, SiteData
-from .text import (VERDICT_LABELS, badge, claim_md, fmt, front_matter, html_text, md_cell, md_plain, page_url,
-                   rel_path, section_md, slug)
+from .text import (VERDICT_LABELS, badge, claim_md, fmt, front_matter, html_math, html_text, md_cell, md_plain,
+                   page_url, rel_path, section_md, slug)
 
 __all__ = ["ALL_VERDICTS", "groups", "group_md", "group_page", "groups_index", "section_page",
            "dashboard_page", "errata_page", "graph_page", "claims_json", "nav", "sections_of"]
@@ -60,7 +66,17 @@ def _key_cell(v: ClaimView) -> str:
     if not key or value is None:
         return ""
     unit = (check or {}).get("unit") or ""
-    return md_plain(f"{key} = {fmt(value)} {unit}".strip())
+    return html_text(f"{key} = {fmt(value)} {unit}".strip())
+
+
+def _claim_a(page: str, v: ClaimView) -> str:
+    """A link to a claim's page from raw HTML on `page`, its title's math kept for the hook."""
+    return H.a(page_url(page, claim_md(v.id)), html_math(v.claim.title))
+
+
+def _listing(items: list[str], empty: str) -> list[str]:
+    """A list of claims as one raw HTML block (or a line of Markdown when there is none)."""
+    return H.block(H.ul(items), search=False) if items else [empty, ""]
 
 
 def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
@@ -78,13 +94,11 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
     lines += [_counts_line(claims), ""]
     if not claims:
         return "\n".join(lines + ["No claims in this section yet.", ""])
-    lines += ["| Claim | Verdict | Kind | Key value | Source |", "|---|---|---|---|---|"]
-    for v in sorted(claims, key=lambda v: v.id):
-        aliases = ", ".join(s.alias for s in v.claim.sources if s.alias)
-        risk = " ⚠ at risk" if v.at_risk else ""
-        lines.append(f"| [{md_cell(v.claim.title)}]({rel_path(page, claim_md(v.id))}) | {badge(v.verdict)}{risk} | "
-                     f"{v.claim.kind} | {_key_cell(v)} | {md_plain(aliases)} |")
-    return "\n".join(lines) + "\n"
+    rows = [[_claim_a(page, v), badge(v.verdict) + (" ⚠ at risk" if v.at_risk else ""), v.claim.kind,
+             _key_cell(v), html_text(", ".join(s.alias for s in v.claim.sources if s.alias))]
+            for v in sorted(claims, key=lambda v: v.id)]
+    lines += H.block(H.table(["Claim", "Verdict", "Kind", "Key value", "Source"], rows), search=False)
+    return "\n".join(lines)
 
 
 def group_page(data: SiteData, group: str, sids: list[str]) -> str:
@@ -122,10 +136,6 @@ def groups_index(data: SiteData) -> str:
     return "\n".join(lines)
 
 
-def _claim_link(page: str, v: ClaimView) -> str:
-    return f"[{md_cell(v.claim.title)}]({rel_path(page, claim_md(v.id))})"
-
-
 def _changes(v: ClaimView) -> list[tuple[str, str, str, str]]:
     """(tier, from, to, when) for each verdict change in the recorded history."""
     out = []
@@ -138,33 +148,31 @@ def _changes(v: ClaimView) -> list[tuple[str, str, str, str]]:
 
 
 def _by_section(data: SiteData, page: str, cols: list[str]) -> list[str]:
-    out = ["| Section | " + " | ".join(badge(k) for k in cols) + " | Total |", "|---|" + "---|" * (len(cols) + 1)]
+    rows = []
     by = sections_of(data)
     for group, sids in groups(data).items():
         for sid in sids:
             c = Counter(v.verdict for v in by.get(sid, []))
             title, alias = _section_title(data, sid)
-            name = f"{md_cell(group)} · {md_plain(alias) + ' ' if alias else ''}{md_cell(title)}"
-            out.append(f"| [{name}]({rel_path(page, section_md(sid))}) | " + " | ".join(
-                str(c[k]) if c[k] else "" for k in cols) + f" | {sum(c.values())} |")
-    return out + [""]
+            name = html_math(f"{group} · {alias + ' ' if alias else ''}{title}")
+            rows.append([H.a(page_url(page, section_md(sid)), name),
+                         *(str(c[k]) if c[k] else "" for k in cols), str(sum(c.values()))])
+    return H.block(H.table(["Section", *(badge(k) for k in cols), "Total"], rows), search=False)
 
 
 def _verdict_changes(views: list[ClaimView], page: str) -> list[str]:
-    changed = [(v, ch) for v in views for ch in _changes(v)]
+    changed = sorted(((v, ch) for v in views for ch in _changes(v)), key=lambda x: x[1][3], reverse=True)
     if not changed:
         return ["No recorded verdict has changed.", ""]
-    out = ["| Claim | Tier | From | To | When |", "|---|---|---|---|---|"]
-    out += [f"| {_claim_link(page, v)} | {t} | {badge(a)} | {badge(b)} | {md_plain(w)} |"
-            for v, (t, a, b, w) in sorted(changed, key=lambda x: x[1][3], reverse=True)]
-    return out + [""]
+    rows = [[_claim_a(page, v), t, badge(a), badge(b), html_text(w)] for v, (t, a, b, w) in changed]
+    return H.block(H.table(["Claim", "Tier", "From", "To", "When"], rows), search=False)
 
 
 def _at_risk(views: list[ClaimView], page: str) -> list[str]:
-    risky = [f"- {_claim_link(page, v)} uses " + ", ".join(
-        f"[{md_plain(u)}]({rel_path(page, claim_md(u))}) ({VERDICT_LABELS.get(w, w)})" for u, w in v.at_risk)
+    risky = [f"{_claim_a(page, v)} uses " + ", ".join(
+        f"{H.a(page_url(page, claim_md(u)), html_text(u))} ({VERDICT_LABELS.get(w, w)})" for u, w in v.at_risk)
         for v in views if v.at_risk]
-    return (risky or ["None."]) + [""]
+    return _listing(risky, "None.")
 
 
 def dashboard_page(data: SiteData) -> str:
@@ -179,14 +187,14 @@ def dashboard_page(data: SiteData) -> str:
              "## By verdict", "", "| Verdict | Claims |", "|---|---|"]
     lines += [f"| {badge(k)} | {total[k]} |" for k in ALL_VERDICTS if total[k]] + [f"| **Total** | {len(views)} |", ""]
     lines += ["## By section", ""] + _by_section(data, page, cols)
-    waiting = [f"- {_claim_link(page, v)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
-    lines += ["## Waiting for a full-tier run", ""] + (waiting or ["None."]) + [""]
+    waiting = [f"{_claim_a(page, v)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
+    lines += ["## Waiting for a full-tier run", ""] + _listing(waiting, "None.")
     lines += ["## Verdict changes", ""] + _verdict_changes(views, page)
     lines += ["## At risk", ""] + _at_risk(views, page)
     if data.kb.problems:
         lines += ["## Problems in the knowledge base", "",
                   f"{len(data.kb.problems)} problems; claims with a problem are left out of the site.", ""]
-        lines += [f"- {md_plain(str(p))}" for p in data.kb.problems[:200]] + [""]
+        lines += _listing([html_text(str(p)) for p in data.kb.problems[:200]], "")
     return "\n".join(lines)
 
 
@@ -203,16 +211,15 @@ def errata_page(data: SiteData) -> str:
         for c in r.get("checks") or []:
             if isinstance(c, dict) and c.get("source_says") and c.get("outcome") == "refuted":
                 measured = f"{fmt(c.get('measured'))} {c.get('unit') or ''}".strip()
-                rows.append(f"| {_claim_link(page, v)} | {md_plain(c['source_says'])} | {md_plain(measured)} | "
-                            f"{md_plain(c.get('rule', ''))} | {v.shown_tier} |")
+                rows.append([_claim_a(page, v), html_text(c["source_says"]), html_text(measured),
+                             html_text(c.get("rule", "")), html_text(v.shown_tier)])
     if rows:
-        lines += ["| Claim | The source says | Measured | Rule | Tier |", "|---|---|---|---|---|", *rows]
+        lines += H.block(H.table(["Claim", "The source says", "Measured", "Rule", "Tier"], rows), search=False)
     else:
-        lines.append("None so far.")
-    lines += ["", "## Refuted claims", ""]
-    refuted = [v for v in data.views.values() if v.verdict == "refuted"]
-    lines += [f"- {_claim_link(page, v)} — {md_plain(v.reason)}" for v in refuted] or ["None so far."]
-    return "\n".join(lines) + "\n"
+        lines += ["None so far.", ""]
+    lines += ["## Refuted claims", ""]
+    refuted = [f"{_claim_a(page, v)} — {html_text(v.reason)}" for v in data.views.values() if v.verdict == "refuted"]
+    return "\n".join(lines + _listing(refuted, "None so far."))
 
 
 def graph_page(data: SiteData) -> str:
@@ -250,8 +257,9 @@ def claims_json(data: SiteData) -> str:
                     "verdict": v.verdict, "verdict_tier": v.shown_tier, "verdict_reason": v.reason,
                     "at_risk": [u for u, _ in v.at_risk],
                     "results": {t: _result_summary(r, v, t) for t, r in sorted(v.results.items())}})
+    # Compact: with indent, json falls back from its C encoder to pure Python (seconds at 1,000 claims).
     return json.dumps({"format": "principia-claims/1", "count": len(out), "claims": out},
-                      indent=1, sort_keys=True, ensure_ascii=False, default=str)
+                      separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
 
 
 def nav(data: SiteData, about: list[str], others: list[str]) -> list[Any]:
