@@ -67,10 +67,11 @@ def _summary(rows: list[dict[str, Any]], wall: float) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    lines = [f"{'claim':<32} {'verdict':<17} {'time':>7}"]
+    lines = [f"{'claim':<32} {'verdict':<17} {'time':>7} {'memory':>9}"]
     for r in sorted(rows, key=lambda r: r["claim"]):
         t = "cached" if r["cached"] else f"{r['duration_s']:.1f}s"
-        lines.append(f"{r['claim']:<32} {ICON.get(r['verdict'], '?')} {r['verdict']:<15} {t:>7}")
+        mem = f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else ""
+        lines.append(f"{r['claim']:<32} {ICON.get(r['verdict'], '?')} {r['verdict']:<15} {t:>7} {mem:>9}")
     lines.append("")
     lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
                  f" — {len(rows)} claims in {wall:.1f} s")

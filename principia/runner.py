@@ -49,6 +49,7 @@ class TaskResult:
     error: dict[str, Any] | None = None
     device_desc: str = ""
     duration_s: float = 0.0
+    peak_rss: int = 0  # bytes: the verifier process's peak resident memory (its children's too)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,6 +82,13 @@ def _describe_device(device: str) -> str:
     return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
 
 
+def _peak_rss() -> int:
+    """Peak resident bytes of this process and of the children it has waited for (ranks)."""
+    import resource
+    return 1024 * max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
 def _child(task: Task, conn: Connection, out_path: str) -> None:
     """Runs in the forked process: redirect output, apply limits, call the verifier."""
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -101,11 +109,12 @@ def _child(task: Task, conn: Connection, out_path: str) -> None:
         ev = fn(**kwargs)
         if not isinstance(ev, Evidence):
             raise TypeError(f"verifier returned {type(ev).__name__}, expected principia.evidence.Evidence")
-        conn.send(("ok", ev.to_json(), _describe_device(task.device)))
+        conn.send(("ok", ev.to_json(), _describe_device(task.device), _peak_rss()))
     except BaseException as e:  # report everything, including SystemExit and MemoryError
         tb = traceback.format_exc(limit=-6)
         try:
-            conn.send(("raise", {"type": type(e).__name__, "message": str(e)[:2000], "traceback": tb[-4000:]}, ""))
+            conn.send(("raise", {"type": type(e).__name__, "message": str(e)[:2000], "traceback": tb[-4000:]}, "",
+                       _peak_rss()))
         except Exception:
             pass
     finally:
@@ -142,6 +151,7 @@ class _Running:
     out_path: str
     started: float
     reply: tuple | None = None
+    peak_rss: int = 0  # the highest RSS the parent's watch saw (a process it had to stop)
 
 
 def _context() -> mp.context.BaseContext:
@@ -181,6 +191,7 @@ def _poll(r: _Running) -> TaskResult | None:
     if elapsed > r.task.timeout:
         return _stop(r, elapsed, "timeout", f"no result after {r.task.timeout:g} s: stopped")
     rss = _rss(r.proc.pid)
+    r.peak_rss = max(r.peak_rss, rss)
     if rss > r.task.mem_limit:
         return _stop(r, elapsed, "memory", f"resident memory {rss / 2**30:.2f} GiB exceeded the "
                                            f"limit of {r.task.mem_limit / 2**30:.2f} GiB: stopped")
@@ -191,16 +202,19 @@ def _stop(r: _Running, elapsed: float, kind: str, message: str) -> TaskResult:
     r.proc.kill()
     r.proc.join(timeout=5)
     return TaskResult(r.task, False, error={"type": kind, "message": message,
-                                            "output_tail": _tail(r.out_path)}, duration_s=elapsed)
+                                            "output_tail": _tail(r.out_path)}, duration_s=elapsed,
+                      peak_rss=r.peak_rss)
 
 
 def _finish(r: _Running, elapsed: float) -> TaskResult:
     reply = r.reply
+    peak = max(r.peak_rss, reply[3] if reply and len(reply) > 3 else 0)
     if reply and reply[0] == "ok":
-        return TaskResult(r.task, True, evidence=reply[1], device_desc=reply[2], duration_s=elapsed)
+        return TaskResult(r.task, True, evidence=reply[1], device_desc=reply[2], duration_s=elapsed,
+                          peak_rss=peak)
     if reply and reply[0] == "raise":
         err = {**reply[1], "output_tail": _tail(r.out_path)}
-        return TaskResult(r.task, False, error=err, duration_s=elapsed)
+        return TaskResult(r.task, False, error=err, duration_s=elapsed, peak_rss=peak)
     code = r.proc.exitcode
     if code is not None and code < 0:
         name = signal.Signals(-code).name
@@ -211,7 +225,8 @@ def _finish(r: _Running, elapsed: float) -> TaskResult:
     else:
         msg = f"the verifier process exited with code {code} without a result"
     return TaskResult(r.task, False, error={"type": "crash", "message": msg,
-                                            "output_tail": _tail(r.out_path)}, duration_s=elapsed)
+                                            "output_tail": _tail(r.out_path)}, duration_s=elapsed,
+                      peak_rss=peak)
 
 
 def run_tasks(tasks: Iterable[Task], jobs: int = 1,

@@ -7,7 +7,7 @@ A result file (``results/<id>.<tier>.json``) holds::
      "evidence": Evidence.to_json() | null,        # measured, figures, table, notes, seeds
      "error": {"type", "message", "output_tail"} | null,
      "provenance": {"inputs_key", "claim_hash", "code_hash", "commit", "dirty", "versions",
-                    "device", "duration_s", "finished_at", "engine"},
+                    "device", "duration_s", "peak_rss_mib", "finished_at", "engine"},
      "history": [{"finished_at", "verdict", "key", "value", "commit"}]}   # newest last
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the old file,

@@ -115,6 +115,7 @@ def _provenance(root: Path, p: Plan, tier: str, device: str, res: TaskResult | N
         "commit": commit, "dirty": dirty, "versions": versions(), "engine": ENGINE,
         "tier": tier, "device": (res.device_desc if res and res.device_desc else device),
         "duration_s": round(res.duration_s, 3) if res else 0.0,
+        "peak_rss_mib": round(res.peak_rss / 2**20, 1) if res else 0.0,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -147,7 +148,8 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
         result = _result(root, p, tier, device, res)
         store.save(result)
         rows.append({"claim": p.claim_id, "verdict": result["verdict"], "cached": False,
-                     "duration_s": result["provenance"]["duration_s"], "reason": result["reason"]})
+                     "duration_s": result["provenance"]["duration_s"],
+                     "peak_rss_mib": result["provenance"]["peak_rss_mib"], "reason": result["reason"]})
         emit("done", p.claim_id, result)
 
     tasks, by_id = [], {}

@@ -52,3 +52,12 @@ def test_bad_parameter_is_an_error_naming_it(kb_root):
     write_claim(kb_root, "bad-param", claim_text("good", params="{x: abc}"))
     (row,) = verify(kb_root)
     assert row["verdict"] == "error" and "x" in row["reason"]
+
+
+def test_peak_memory_of_each_verifier_is_recorded():
+    """A verifier that briefly holds 300 MiB reports a peak at least 250 MiB above one that holds none."""
+    from principia.runner import Task, run_tasks
+    small, big = (Task(f"m{m}", "tests.fixtures.faulty:holds", {"mib": m}, 60) for m in (0, 300))
+    res = {r.task.claim_id: r for r in run_tasks([small, big], jobs=1)}
+    assert res["m0"].ok and res["m300"].ok
+    assert res["m300"].peak_rss - res["m0"].peak_rss >= 250 * 2**20

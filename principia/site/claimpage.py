@@ -296,6 +296,7 @@ _PROVENANCE = (
     ("Code hash", lambda p: short(p.get("code_hash"))),
     ("Versions", _versions),
     ("Duration", lambda p: f"{fmt(p.get('duration_s'), 3)} s" if p.get("duration_s") is not None else "—"),
+    ("Peak memory", lambda p: f"{fmt(p.get('peak_rss_mib'), 3)} MiB" if p.get("peak_rss_mib") else "—"),
     ("Finished", lambda p: p.get("finished_at") or "—"),
     ("Engine", lambda p: p.get("engine") or "—"),
 )
