@@ -30,46 +30,38 @@ def test_verify_prints_a_summary_and_records(kb_root, capsys):
     assert (kb_root / "results" / "one.fast.json").exists()
 
 
-def test_verify_skips_unchanged_claims(kb_root, capsys):
-    """A second run finds every input unchanged and re-runs nothing."""
+def _cached_after_edit(kb_root, capsys, edited: str) -> bool:
+    """Verify the fixture claim, rewrite its file as `edited`, verify again: was it cached?"""
     write_claim(kb_root, "one", claim_text("good"))
     main(["--root", str(kb_root), "verify", "--quiet"])
+    write_claim(kb_root, "one", edited)
     capsys.readouterr()
     main(["--root", str(kb_root), "verify", "--json", "--quiet"])
-    assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is True
+    return json.loads(capsys.readouterr().out)["claims"][0]["cached"]
+
+
+def test_verify_skips_unchanged_claims(kb_root, capsys):
+    """A second run finds every input unchanged and re-runs nothing."""
+    assert _cached_after_edit(kb_root, capsys, claim_text("good")) is True
 
 
 def test_editing_a_claim_invalidates_its_cache(kb_root, capsys):
     """Changing the claim's decision re-runs it."""
-    write_claim(kb_root, "one", claim_text("good"))
-    main(["--root", str(kb_root), "verify", "--quiet"])
-    write_claim(kb_root, "one", claim_text("good").replace("rel_tol: 0.1", "rel_tol: 0.2"))
-    capsys.readouterr()
-    main(["--root", str(kb_root), "verify", "--json", "--quiet"])
-    assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is False
+    edited = claim_text("good").replace("rel_tol: 0.1", "rel_tol: 0.2")
+    assert _cached_after_edit(kb_root, capsys, edited) is False
 
 
 def test_editing_wording_keeps_the_cache(kb_root, capsys):
     """A new title or citation changes no verdict input: the recorded result stays current."""
-    write_claim(kb_root, "one", claim_text("good"))
-    main(["--root", str(kb_root), "verify", "--quiet"])
-    reworded = claim_text("good").replace("A tiny claim for tests", "A tiny claim, reworded") \
-                                 .replace('locator: "Eq. 1.1"', 'locator: "Eq. 1.2"')
-    write_claim(kb_root, "one", reworded)
-    capsys.readouterr()
-    main(["--root", str(kb_root), "verify", "--json", "--quiet"])
-    assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is True
+    edited = claim_text("good").replace("A tiny claim for tests", "A tiny claim, reworded") \
+                               .replace('locator: "Eq. 1.1"', 'locator: "Eq. 1.2"')
+    assert _cached_after_edit(kb_root, capsys, edited) is True
 
 
 def test_editing_one_tier_keeps_the_other_cached(kb_root, capsys):
     """Adding a full tier leaves the fast tier's recorded result current."""
-    write_claim(kb_root, "one", claim_text("good"))
-    main(["--root", str(kb_root), "verify", "--quiet"])
-    write_claim(kb_root, "one", claim_text("good").replace("tiers: {fast: {}}",
-                                                            "tiers: {fast: {}, full: {x: 2}}"))
-    capsys.readouterr()
-    main(["--root", str(kb_root), "verify", "--json", "--quiet"])
-    assert json.loads(capsys.readouterr().out)["claims"][0]["cached"] is True
+    edited = claim_text("good").replace("tiers: {fast: {}}", "tiers: {fast: {}, full: {x: 2}}")
+    assert _cached_after_edit(kb_root, capsys, edited) is True
 
 
 def test_unknown_id_is_a_clear_error(kb_root, capsys):
