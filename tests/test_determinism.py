@@ -13,11 +13,13 @@ STORE = ReadOnlyStore(ROOT / "results")
 
 
 def _fastest(kind: str, n: int) -> list[str]:
-    """The n claims of a kind whose recorded fast tier ran quickest."""
+    """The n claims of a kind whose recorded fast tier ran quickest; claims that measure
+    timings (device-dependent quantities) cannot repeat their numbers and are left out."""
     timed = []
     for cid, c in KB.claims.items():
         res = STORE.fetch(cid, "fast")
-        if c.kind == kind and res and res.get("verdict") != "error":
+        timing = bool(c.decision and c.decision.device_dependent)
+        if c.kind == kind and res and res.get("verdict") != "error" and not timing:
             timed.append((res["provenance"].get("duration_s", 1e9), cid))
     return [cid for _, cid in sorted(timed)[:n]]
 
