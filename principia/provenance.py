@@ -1,7 +1,8 @@
 """Where a result came from, and the key that decides whether it must be recomputed.
 
-The inputs key hashes the claim's verdict inputs (``Claim.verdict_inputs``), the verifier's source and every project module it
-imports (found by reading import statements, not by importing), the package versions and the tier.
+The inputs key hashes the claim's verdict inputs (``Claim.verdict_inputs``), the source of the
+verifier and of every project module it imports (found by reading import statements, not by
+importing), the package versions, the tier and the device.
 Nothing here imports torch, so deciding "nothing changed" stays cheap.
 """
 from __future__ import annotations

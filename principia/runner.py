@@ -15,7 +15,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 __all__ = ["Task", "TaskResult", "run_tasks", "DEFAULT_MEM_LIMIT", "OUTPUT_LIMIT"]
@@ -180,7 +179,7 @@ def _poll(r: _Running) -> TaskResult | None:
         try:
             r.reply = r.conn.recv()
         except (EOFError, OSError):
-            r.reply = ("lost", None, "")
+            r.reply = ("lost", None, "", 0)
     if r.reply is not None and r.reply[0] != "lost":
         r.proc.join(timeout=5)
         if r.proc.is_alive():
@@ -208,7 +207,7 @@ def _stop(r: _Running, elapsed: float, kind: str, message: str) -> TaskResult:
 
 def _finish(r: _Running, elapsed: float) -> TaskResult:
     reply = r.reply
-    peak = max(r.peak_rss, reply[3] if reply and len(reply) > 3 else 0)
+    peak = max(r.peak_rss, reply[3] if reply else 0)
     if reply and reply[0] == "ok":
         return TaskResult(r.task, True, evidence=reply[1], device_desc=reply[2], duration_s=elapsed,
                           peak_rss=peak)

@@ -6,7 +6,7 @@ import re
 from ..schema import Reference
 from . import htmlparts as H
 from .model import SiteData
-from .text import badge, claim_md, front_matter, html_math, html_text, md_cell, md_plain, page_url, safe_url
+from .text import badge, front_matter, html_text, md_cell, md_plain, safe_url
 
 __all__ = ["cited", "bibliography_page", "bibtex", "bibtex_entry", "ref_link", "ref_label", "ref_anchor"]
 
@@ -58,7 +58,7 @@ def bibliography_page(data: SiteData, page: str = "bibliography.md") -> str:
             venue = f" *{md_cell(ref.venue)}*." if ref.venue else ""
             link = ref_link(ref)
             lines += [f"{md_cell(ref.authors)} ({ref.year}). **{md_cell(ref.title)}**.{venue} {link}".rstrip(), ""]
-        items = [f"{H.a(page_url(page, claim_md(cid)), html_math(data.views[cid].claim.title))} "
+        items = [f"{H.claim_a(page, cid, data.views[cid].claim.title)} "
                  f"{badge(data.views[cid].verdict)} — {html_text(loc)}" for cid, loc in uses[key]]
         lines += H.block(H.ul(items), search=False)
     return "\n".join(lines)

@@ -31,7 +31,7 @@ MAX_HISTORY = 15
 
 def _link(v: ClaimView, page: str, cid: str, views: dict[str, ClaimView]) -> str:
     other = views[cid]
-    return f"{H.a(page_url(page, claim_md(cid)), html_math(other.claim.title))} {badge(other.verdict)}"
+    return f"{H.claim_a(page, cid, other.claim.title)} {badge(other.verdict)}"
 
 
 # --- parts of the page ----------------------------------------------------------------------
@@ -332,7 +332,7 @@ def _risk(v: ClaimView, data: SiteData) -> str:
     if not v.at_risk:
         return ""
     page = claim_md(v.id)
-    why = "; ".join(f"{H.a(page_url(page, claim_md(u)), html_math(data.views[u].claim.title))} is "
+    why = "; ".join(f"{H.claim_a(page, u, data.views[u].claim.title)} is "
                     f"{'itself at risk' if w == 'at risk' else VERDICT_LABELS.get(w, w)}" for u, w in v.at_risk)
     return (f'<div class="admonition danger"><p class="admonition-title">At risk</p>'
             f"<p>This claim uses a claim that does not hold: {why}.</p></div>")

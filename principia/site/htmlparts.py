@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from .text import html_math, html_text, safe_url
+from .text import claim_md, html_math, html_text, page_url, safe_url
 
-__all__ = ["table", "ul", "paras", "a", "ext", "h2", "block"]
+__all__ = ["table", "ul", "paras", "a", "claim_a", "ext", "h2", "block"]
 
 
 def table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> str:
@@ -30,6 +30,11 @@ def paras(text: str) -> str:
 
 def a(href: str, text: str) -> str:
     return f'<a href="{html_text(href)}">{text}</a>'
+
+
+def claim_a(page: str, cid: str, title: str) -> str:
+    """A link from `page` to a claim's page, its title's '$...$' kept for the math hook."""
+    return a(page_url(page, claim_md(cid)), html_math(title))
 
 
 def ext(url: str, text: str) -> str:

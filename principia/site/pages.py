@@ -69,11 +69,6 @@ def _key_cell(v: ClaimView) -> str:
     return html_text(f"{key} = {fmt(value)} {unit}".strip())
 
 
-def _claim_a(page: str, v: ClaimView) -> str:
-    """A link to a claim's page from raw HTML on `page`, its title's math kept for the hook."""
-    return H.a(page_url(page, claim_md(v.id)), html_math(v.claim.title))
-
-
 def _listing(items: list[str], empty: str) -> list[str]:
     """A list of claims as one raw HTML block (or a line of Markdown when there is none)."""
     return H.block(H.ul(items), search=False) if items else [empty, ""]
@@ -94,7 +89,7 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
     lines += [_counts_line(claims), ""]
     if not claims:
         return "\n".join(lines + ["No claims in this section yet.", ""])
-    rows = [[_claim_a(page, v), badge(v.verdict) + (" ⚠ at risk" if v.at_risk else ""), v.claim.kind,
+    rows = [[H.claim_a(page, v.id, v.claim.title), badge(v.verdict) + (" ⚠ at risk" if v.at_risk else ""), v.claim.kind,
              _key_cell(v), html_text(", ".join(s.alias for s in v.claim.sources if s.alias))]
             for v in sorted(claims, key=lambda v: v.id)]
     lines += H.block(H.table(["Claim", "Verdict", "Kind", "Key value", "Source"], rows), search=False)
@@ -164,12 +159,12 @@ def _verdict_changes(views: list[ClaimView], page: str) -> list[str]:
     changed = sorted(((v, ch) for v in views for ch in _changes(v)), key=lambda x: x[1][3], reverse=True)
     if not changed:
         return ["No recorded verdict has changed.", ""]
-    rows = [[_claim_a(page, v), t, badge(a), badge(b), html_text(w)] for v, (t, a, b, w) in changed]
+    rows = [[H.claim_a(page, v.id, v.claim.title), t, badge(a), badge(b), html_text(w)] for v, (t, a, b, w) in changed]
     return H.block(H.table(["Claim", "Tier", "From", "To", "When"], rows), search=False)
 
 
 def _at_risk(views: list[ClaimView], page: str) -> list[str]:
-    risky = [f"{_claim_a(page, v)} uses " + ", ".join(
+    risky = [f"{H.claim_a(page, v.id, v.claim.title)} uses " + ", ".join(
         f"{H.a(page_url(page, claim_md(u)), html_text(u))} ({VERDICT_LABELS.get(w, w)})" for u, w in v.at_risk)
         for v in views if v.at_risk]
     return _listing(risky, "None.")
@@ -187,7 +182,7 @@ def dashboard_page(data: SiteData) -> str:
              "## By verdict", "", "| Verdict | Claims |", "|---|---|"]
     lines += [f"| {badge(k)} | {total[k]} |" for k in ALL_VERDICTS if total[k]] + [f"| **Total** | {len(views)} |", ""]
     lines += ["## By section", ""] + _by_section(data, page, cols)
-    waiting = [f"{_claim_a(page, v)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
+    waiting = [f"{H.claim_a(page, v.id, v.claim.title)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
     lines += ["## Waiting for a full-tier run", ""] + _listing(waiting, "None.")
     lines += ["## Verdict changes", ""] + _verdict_changes(views, page)
     lines += ["## At risk", ""] + _at_risk(views, page)
@@ -211,14 +206,14 @@ def errata_page(data: SiteData) -> str:
         for c in r.get("checks") or []:
             if isinstance(c, dict) and c.get("source_says") and c.get("outcome") == "refuted":
                 measured = f"{fmt(c.get('measured'))} {c.get('unit') or ''}".strip()
-                rows.append([_claim_a(page, v), html_text(c["source_says"]), html_text(measured),
+                rows.append([H.claim_a(page, v.id, v.claim.title), html_text(c["source_says"]), html_text(measured),
                              html_text(c.get("rule", "")), html_text(v.shown_tier)])
     if rows:
         lines += H.block(H.table(["Claim", "The source says", "Measured", "Rule", "Tier"], rows), search=False)
     else:
         lines += ["None so far.", ""]
     lines += ["## Refuted claims", ""]
-    refuted = [f"{_claim_a(page, v)} — {html_text(v.reason)}" for v in data.views.values() if v.verdict == "refuted"]
+    refuted = [f"{H.claim_a(page, v.id, v.claim.title)} — {html_text(v.reason)}" for v in data.views.values() if v.verdict == "refuted"]
     return "\n".join(lines + _listing(refuted, "None so far."))
 
 
