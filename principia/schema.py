@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
-    "Citation", "Source", "Assumption", "Check", "Decision", "Falsifier", "Relations",
+    "Citation", "Source", "Assumption", "Check", "Replication", "Decision", "Falsifier", "Relations",
     "Claim", "Reference", "Section", "SeedDoc", "Catalogue", "json_schema", "KINDS", "TIERS",
 ]
 
@@ -48,16 +48,26 @@ class Assumption(Strict):
     text: str
 
 
+BAND_OPS = ("approx", "between", "outside", "equivalent")
+COMPARE_OPS = ("<", "<=", ">", ">=")
+
+
 class Check(Strict):
     """One comparison of a measured quantity against the claim's expectation."""
 
     quantity: str = Field(description="Key in the verifier's Evidence.measured")
-    op: Literal["<", "<=", ">", ">=", "approx", "between", "outside"]
+    op: Literal["<", "<=", ">", ">=", "approx", "between", "outside", "equivalent"]
     value: float | None = None
     low: float | None = None
     high: float | None = None
     rel_tol: float | None = Field(None, ge=0)
     abs_tol: float | None = Field(None, ge=0)
+    margin: float | None = Field(None, gt=0, description=(
+        "Equivalence margin of op 'equivalent': supported when the whole interval lies within "
+        "value ± margin, refuted when it lies wholly outside"))
+    min_effect: float | None = Field(None, ge=0, description=(
+        "Smallest effect of interest of a comparison, declared before the run: an effect "
+        "|measured − value| smaller than it is neither supported nor refuted"))
     part: str = Field("", description="Names the part of the statement this check supports")
     source_says: str = Field("", description="What the source states; a refuted check is listed as an erratum")
     why: str = ""
@@ -73,7 +83,31 @@ class Check(Strict):
             raise ValueError(f"op '{self.op}' needs 'value'")
         if self.op == "approx" and self.rel_tol is None and self.abs_tol is None:
             raise ValueError("op 'approx' needs 'rel_tol' or 'abs_tol'")
+        if self.op == "equivalent" and self.margin is None:
+            raise ValueError("op 'equivalent' needs 'margin' (the equivalence margin, > 0)")
+        if self.op != "equivalent" and self.margin is not None:
+            raise ValueError(f"'margin' belongs to op 'equivalent' (got op '{self.op}')")
+        if self.min_effect is not None and self.op not in COMPARE_OPS:
+            raise ValueError(f"'min_effect' applies to comparisons {list(COMPARE_OPS)} "
+                             f"(got op '{self.op}'; a band's width is its margin)")
         return self
+
+
+class Replication(Strict):
+    """How many independent data draws a run's evidence must report, per tier."""
+
+    min_data_draws: dict[Literal["fast", "full"], int] = Field(description=(
+        "Fewest data draws (the data source's seed, a corpus sample or split) per tier, "
+        "e.g. {fast: 2, full: 5}; init seeds nest inside draws and do not count"))
+    why: str = ""
+
+    @field_validator("min_data_draws")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {t: n for t, n in v.items() if n < 1}
+        if bad:
+            raise ValueError(f"min_data_draws must be at least 1 (got {bad})")
+        return v
 
 
 class Decision(Strict):
@@ -83,6 +117,8 @@ class Decision(Strict):
         default_factory=list,
         description="Quantities whose outcome depends on the hardware that measures them (timings); "
                     "the reproduction test does not require them to repeat across runs")
+    replication: Replication | None = Field(None, description=(
+        "Data draws the evidence must report (Evidence.replication.data_draws); fewer is an error"))
 
     @model_validator(mode="after")
     def _key_known(self) -> "Decision":
@@ -127,6 +163,9 @@ class Claim(Strict):
     relations: Relations = Field(default_factory=Relations)
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
+    tiers_note: str = Field("", description=(
+        "Why the fast and full tiers' recorded verdicts differ; `principia check` warns about a "
+        "disagreement this does not explain"))
 
     @field_validator("tags")
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .audit import claim_hash as audit_hash
-from .decide import decide
+from .decide import decide, replication_problem
 from .evidence import Figure, Measure, Series
 from .loader import KnowledgeBase, load_kb
 from .provenance import claim_hash, code_hash, git_commit, inputs_key, versions
@@ -26,7 +26,8 @@ __all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "
 
 ENGINE = "principia 0.1.0"
 # Engine code that shapes a verdict: a change re-verifies everything.
-ENGINE_FILES = ("principia/decide.py", "principia/evidence.py", "principia/registry.py")
+ENGINE_FILES = ("principia/decide.py", "principia/wording.py", "principia/evidence.py",
+                "principia/registry.py")
 
 
 @dataclass
@@ -99,13 +100,17 @@ def _measures(evidence: dict[str, Any]) -> dict[str, Measure]:
     return out
 
 
-def decide_result(claim: Claim, evidence: dict[str, Any] | None, error: dict[str, Any] | None) -> dict[str, Any]:
+def decide_result(claim: Claim, evidence: dict[str, Any] | None, error: dict[str, Any] | None,
+                  tier: str = "fast") -> dict[str, Any]:
     """Verdict, reason and check outcomes from evidence (or the error that replaced it)."""
     if claim.kind == "open":
         return {"verdict": "untestable", "reason": claim.untestable.strip(), "checks": []}
     if error is not None:
         return {"verdict": "error", "reason": f"{error.get('type')}: {error.get('message')}", "checks": []}
     verdict, reason, outcomes = decide(claim.decision, _measures(evidence or {}))
+    short = replication_problem(claim.decision, tier, (evidence or {}).get("replication"))
+    if short:  # too few independent draws: the interval is not the one the rule was declared for
+        verdict, reason = "error", f"replication: {short}"
     return {"verdict": verdict, "reason": reason, "checks": [o.to_json() for o in outcomes]}
 
 
@@ -124,7 +129,7 @@ def _provenance(root: Path, p: Plan, tier: str, device: str, res: TaskResult | N
 def _result(root: Path, p: Plan, tier: str, device: str, res: TaskResult | None) -> dict[str, Any]:
     evidence = res.evidence if res else None
     error = res.error if res else None
-    decided = decide_result(p.claim, evidence, error)
+    decided = decide_result(p.claim, evidence, error, tier)
     key = p.claim.decision.key or p.claim.decision.checks[0].quantity if p.claim.decision else ""
     return {"claim": p.claim_id, "tier": tier, "kind": p.claim.kind, "key": key, **decided,
             "claim_hash": audit_hash(p.claim), **_reported(evidence),
