@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .schema import Claim
 
-__all__ = ["claim_hash", "is_stale", "stale_reason", "tiers_agree", "HASH_LEN"]
+__all__ = ["claim_hash", "is_stale", "stale_reason", "tiers_agree", "findings", "Finding", "HASH_LEN"]
 
 HASH_LEN = 16  # hex digits kept: enough to tell versions of one claim apart, short on a page
 
@@ -33,9 +35,20 @@ def claim_hash(claim: Claim) -> str:
     })[:HASH_LEN]
 
 
+_NEW_KEYS = {"check": ("margin", "min_effect"), "decision": ("replication",)}
+
+
 def _legacy_hash(claim: Claim, tier: str) -> str:
-    """The per-tier hash older results kept in provenance (before ``claim_hash`` existed)."""
-    return _sha(claim.verdict_inputs(tier))[:HASH_LEN]
+    """The per-tier hash older results kept in provenance (before ``claim_hash`` existed),
+    computed without the rule fields added since, when they are unset."""
+    inputs = claim.verdict_inputs(tier)
+    dec = inputs.get("decision")
+    if dec:
+        dec = {k: v for k, v in dec.items() if not (k in _NEW_KEYS["decision"] and v is None)}
+        dec["checks"] = [{k: v for k, v in c.items() if not (k in _NEW_KEYS["check"] and v is None)}
+                         for c in dec["checks"]]
+        inputs = {**inputs, "decision": dec}
+    return _sha(inputs)[:HASH_LEN]
 
 
 def stale_reason(claim: Claim, result: dict[str, Any] | None) -> str:
@@ -65,3 +78,48 @@ def tiers_agree(fast: dict[str, Any] | None, full: dict[str, Any] | None) -> boo
     if not isinstance(fast, dict) or not isinstance(full, dict):
         return True
     return fast.get("verdict") == full.get("verdict")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something `principia check` reports about recorded results; `strict` ones fail --strict."""
+
+    file: str
+    what: str
+    strict: bool
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.what}"
+
+
+def _tier_finding(rel: str, claim: Claim, fast: dict[str, Any], full: dict[str, Any]) -> Finding | None:
+    if tiers_agree(fast, full) or claim.tiers_note.strip():
+        return None
+    return Finding(rel, f"tiers disagree (fast: {fast.get('verdict')}, full: {full.get('verdict')}) "
+                        f"and 'tiers_note' does not explain why", strict=True)
+
+
+def findings(kb: Any, results: Path | str | None = None) -> list[Finding]:
+    """Stale results, unexplained tier disagreements and run results without replication."""
+    from .store import ReadOnlyStore
+    store = ReadOnlyStore(results or Path(kb.root) / "results")
+    out: list[Finding] = []
+    bare: list[str] = []  # run results that report no replication
+    for cid in sorted(kb.claims):
+        claim, rel = kb.claims[cid], kb.files[cid]
+        got = {t: store.fetch(cid, t) for t in ("fast", "full")}
+        for tier, res in got.items():
+            why = stale_reason(claim, res)
+            if why:
+                out.append(Finding(rel, f"results/{cid}.{tier}.json is stale: {why}", strict=True))
+            elif claim.kind == "run" and isinstance(res, dict) and res.get("verdict") != "error" \
+                    and not isinstance(res.get("replication"), dict):
+                bare.append(f"{cid}.{tier}")
+        if got["fast"] and got["full"]:
+            tf = _tier_finding(rel, claim, got["fast"], got["full"])
+            out += [tf] if tf else []
+    if bare:
+        out.append(Finding("results/", f"{len(bare)} run result(s) report no replication (data draws, "
+                                       f"seeds): {', '.join(bare[:6])}{', …' if len(bare) > 6 else ''}",
+                           strict=False))
+    return out

@@ -6,7 +6,7 @@ from pathlib import Path
 from .loader import KnowledgeBase, Problem, load_kb
 from .registry import param_problems, resolve
 
-__all__ = ["check", "verifier_problems"]
+__all__ = ["check", "verifier_problems", "report_findings"]
 
 
 def verifier_problems(kb: KnowledgeBase, cid: str) -> list[Problem]:
@@ -45,3 +45,15 @@ def check(root: Path | str = ".", import_verifiers: bool = True) -> KnowledgeBas
         for cid in sorted(kb.claims):
             kb.problems += verifier_problems(kb, cid)
     return kb
+
+
+def report_findings(kb: KnowledgeBase, strict: bool, out=None) -> int:
+    """Print what the recorded results say about the claims (stale, tiers disagreeing, no
+    replication); return how many make ``check --strict`` fail. Nothing is run."""
+    import sys
+    from .audit import findings
+    out = out or sys.stderr
+    found = findings(kb)
+    for f in found:
+        print(f"{'error' if strict and f.strict else 'warning'}: {f}", file=out)
+    return sum(f.strict for f in found) if strict else 0

@@ -28,6 +28,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{len(kb.problems)} problem(s) in {len(kb.claims)} valid claim(s) + invalid files",
               file=sys.stderr)
         return 1
+    from .check import report_findings
+    failing = report_findings(kb, strict=args.strict)
+    if failing:
+        print(f"{failing} stale result(s) or unexplained tier disagreement(s) (--strict)",
+              file=sys.stderr)
+        return 1
     kinds: dict[str, int] = {}
     for c in kb.claims.values():
         kinds[c.kind] = kinds.get(c.kind, 0) + 1
@@ -154,6 +160,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate every claim without running anything")
     p.add_argument("--no-import", action="store_true", help="skip importing verifiers")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on stale results and on tier disagreements 'tiers_note' does not explain")
     p.set_defaults(fn=cmd_check)
 
     p = sub.add_parser("verify", help="run verifiers and record results")
