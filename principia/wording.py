@@ -83,6 +83,8 @@ def _part_status(outs: list[Outcome]) -> str:
 
 def _named(label: str, outs: list[Outcome], status: str) -> str:
     why = "; ".join(o.reason for o in outs if o.outcome == status and o.reason)
+    if not label:  # an unnamed check: its reason already names the quantity
+        return why
     return f"{label} ({why})" if why else label
 
 
@@ -91,7 +93,7 @@ def _groups(outcomes: list[Outcome]) -> list[tuple[str, list[Outcome]]]:
     if all(o.part for o in outcomes):
         parts = list(dict.fromkeys(o.part for o in outcomes))
         return [(p, [o for o in outcomes if o.part == p]) for p in parts]
-    return [(o.quantity.replace("_", " "), [o]) for o in outcomes]
+    return [("", [o]) for o in outcomes]
 
 
 def combine(outcomes: list[Outcome]) -> tuple[str, str]:
@@ -103,7 +105,8 @@ def combine(outcomes: list[Outcome]) -> tuple[str, str]:
     by = {"supported": [], "refuted": [], "inconclusive": []}
     for label, outs in _groups(outcomes):
         status = _part_status(outs)
-        by[status].append(label if status == "supported" else _named(label, outs, status))
+        held = label or outs[0].quantity.replace("_", " ")
+        by[status].append(held if status == "supported" else _named(label, outs, status))
     text = "; ".join(f"{head}: {', '.join(by[k])}" for head, k in
                      (("holds", "supported"), ("fails", "refuted"), ("unsettled", "inconclusive"))
                      if by[k])
