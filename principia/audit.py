@@ -15,7 +15,8 @@ from typing import Any
 
 from .schema import Claim
 
-__all__ = ["claim_hash", "is_stale", "stale_reason", "tiers_agree", "findings", "Finding", "HASH_LEN"]
+__all__ = ["claim_hash", "is_stale", "stale_reason", "amended_after", "tiers_agree", "findings",
+           "Finding", "HASH_LEN"]
 
 HASH_LEN = 16  # hex digits kept: enough to tell versions of one claim apart, short on a page
 
@@ -71,6 +72,16 @@ def stale_reason(claim: Claim, result: dict[str, Any] | None) -> str:
 def is_stale(claim: Claim, result: dict[str, Any] | None) -> bool:
     """True when the result was judged by inputs the claim no longer has."""
     return bool(stale_reason(claim, result))
+
+
+def amended_after(claim: Claim, result: dict[str, Any] | None) -> int:
+    """How many recorded runs in the result's history were judged by another version of the
+    claim (the page says "amended after N recorded runs"); entries older than the hash field
+    are not counted."""
+    now = claim_hash(claim)
+    history = result.get("history") if isinstance(result, dict) else None
+    return sum(1 for h in history or [] if isinstance(h, dict)
+               and isinstance(h.get("claim_hash"), str) and h["claim_hash"] != now)
 
 
 def tiers_agree(fast: dict[str, Any] | None, full: dict[str, Any] | None) -> bool:

@@ -107,3 +107,13 @@ def test_result_carries_replication_and_scale_and_short_replication_is_an_error(
     data["decision"]["replication"] = {"min_data_draws": {"fast": 2}}
     got = decide_result(Claim.model_validate(data), ev, None, "fast")
     assert got["verdict"] == "error" and "at least 2" in got["reason"]
+
+
+def test_amended_after_counts_runs_judged_by_another_version():
+    """History entries with another claim hash are counted; unhashed old entries are not."""
+    from principia.audit import amended_after
+    c = _claim()
+    hist = [{"verdict": "supported"}, {"claim_hash": "a" * 16}, {"claim_hash": "b" * 16},
+            {"claim_hash": claim_hash(c)}]
+    assert amended_after(c, {"history": hist}) == 2
+    assert amended_after(c, None) == 0
