@@ -126,7 +126,7 @@ def findings(kb: Any, results: Path | str | None = None) -> list[Finding]:
             elif claim.kind == "run" and isinstance(res, dict) and res.get("verdict") != "error" \
                     and not isinstance(res.get("replication"), dict):
                 bare.append(f"{cid}.{tier}")
-        if got["fast"] and got["full"]:
+        if got["fast"] and got["full"] and not any(stale_reason(claim, r) for r in got.values()):
             tf = _tier_finding(rel, claim, got["fast"], got["full"])
             out += [tf] if tf else []
     if bare:
