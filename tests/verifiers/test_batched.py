@@ -112,3 +112,14 @@ def test_member_ce_ignores_marked_positions_and_zero_rows():
     soft = torch.zeros(2, 1, 3, 4)
     soft[:, :, 0, 0] = 1.0
     assert member_ce(logits, soft) == pytest.approx(torch.full((2,), np.log(4)))
+
+
+def test_layout_chooses_the_best_finite_grid_value_per_arm_and_replicate():
+    """Each (arm, replicate) keeps its own lowest finite loss; all-diverged falls back to the first."""
+    from verifiers.lab.tuning import Layout
+    lay = Layout(n_arms=2, n_reps=2, grid=(1e-3, 1e-2, 1e-1))
+    loss = np.array([3, 2, 1, 1, 2, 3, np.nan, 5, 9, np.inf, np.nan, np.inf], dtype=float)
+    chosen = lay.choose(loss)
+    assert chosen.tolist() == [[2, 3], [7, 9]]
+    ev = lay.evidence("lr", chosen, ["small", "large"])
+    assert ev["chosen"] == {"small": [0.1, 1e-3], "large": [1e-2, 1e-3]}
