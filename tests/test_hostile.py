@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from principia.check import check
 from principia.loader import MAX_BYTES, load_kb
-from tests.conftest import ROOT
+from tests.conftest import ROOT, add_fixture_verifiers
 
 HOSTILE = Path(__file__).parent / "hostile"
 EXPECTED = yaml.safe_load((HOSTILE / "expected.yaml").read_text())
@@ -22,9 +22,10 @@ def _kb_with(tmp_path: Path, *files: Path):
     (tmp_path / "claims").mkdir(exist_ok=True)
     for name in ("_sections.yaml", "_references.yaml"):
         shutil.copy(ROOT / "claims" / name, tmp_path / "claims" / name)
+    add_fixture_verifiers(tmp_path)
     for f in files:
         shutil.copy(f, tmp_path / "claims" / f.name)
-    return check(tmp_path)
+    return check(tmp_path, timeout=20)
 
 
 def test_corpus_is_large_enough():
