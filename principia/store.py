@@ -158,6 +158,8 @@ class ResultStore(ReadOnlyStore):
             if not history or history[-1] != entry:
                 history.append(entry)
             result = {**result, "history": history[-HISTORY_LEN:]}
+            for left in self.folder.glob(f".{target.name}.*.tmp"):  # from a writer that was killed
+                left.unlink(missing_ok=True)
             text = json.dumps(_clean(result), indent=1, sort_keys=True, allow_nan=False, default=str,
                               ensure_ascii=False)
             _write_atomic(target, text + "\n")
