@@ -86,10 +86,12 @@ def _read_regular(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
         why = "is a symlink; claim files must be regular files" if e.errno == errno.ELOOP else \
             f"cannot be read ({e.strerror})"
         return None, [Problem(rel, "", why)]
-    with os.fdopen(fd, "rb") as f:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None, [Problem(rel, "", "is not a regular file")]
-        raw = f.read(MAX_BYTES + 1)
+        raw = os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(raw) > MAX_BYTES:
         return None, [Problem(rel, "", f"file is over {MAX_BYTES} bytes, the limit")]
     return raw, []
