@@ -78,10 +78,18 @@ def scaffold(root: Path, cid: str, topic: str | None = None, section: str | None
         print(f"error: {claim_path.relative_to(root)} already exists", file=sys.stderr)
         return 2
     topic = topic or cid.replace("-", "_")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,63}", topic):
+        print(f"error: --topic must be a module name such as 'scaling' (letters, digits, '_'; "
+              f"got {topic!r})", file=sys.stderr)
+        return 2
     fn = "verify_" + cid.replace("-", "_")
     from .loader import load_kb
     kb = load_kb(root)
     sections = kb.catalogue.sections if kb.catalogue else {}
+    if section is not None and section not in sections:
+        print(f"error: --section must be one of {', '.join(sorted(sections))} (got {section!r})",
+              file=sys.stderr)
+        return 2
     section = section or next(iter(sections), "TODO-section")
     seed = sections[section].seed if section in sections else "TODO-seed"
     mod = root / "verifiers" / f"{topic}.py"

@@ -175,12 +175,13 @@ class Claim(Strict):
             raise ValueError(f"tags must be lower-case words joined by '-' (got {bad})")
         return v
 
-    @field_validator("timeout_s")
+    @field_validator("timeout_s", mode="before")
     @classmethod
-    def _timeouts(cls, v: dict[str, float]) -> dict[str, float]:
-        for tier, s in v.items():
-            if not 0 < s <= 7200:
-                raise ValueError(f"timeout for tier '{tier}' must be in (0, 7200] s (got {s})")
+    def _timeouts(cls, v: Any) -> Any:
+        for tier, s in (v.items() if isinstance(v, dict) else ()):
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 1 <= s <= 7200:
+                raise ValueError(f"timeout for tier '{tier}' must be a number of seconds in "
+                                 f"[1, 7200] (got {s!r})")
         return v
 
     @model_validator(mode="after")

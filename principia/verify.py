@@ -20,7 +20,7 @@ from .loader import KnowledgeBase, load_kb
 from .provenance import claim_hash, code_hash, git_commit, inputs_key, versions
 from .runner import DEFAULT_MEM_LIMIT, Task, TaskResult, run_tasks
 from .schema import Claim
-from .store import ResultStore
+from .store import ResultsError, ResultStore
 
 __all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "ENGINE_FILES"]
 
@@ -159,7 +159,12 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
 
     def record(p: Plan, res: TaskResult | None) -> None:
         result = _result(root, p, tier, device, res)
-        store.save(result)
+        try:
+            store.save(result)
+        except (ResultsError, OSError) as e:  # one unwritable file must not lose the others
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            result = {**result, "verdict": "error",
+                      "reason": f"result not recorded in {store.path(p.claim_id, tier)}: {why}"}
         rows.append({"claim": p.claim_id, "verdict": result["verdict"], "cached": False,
                      "duration_s": result["provenance"]["duration_s"],
                      "peak_rss_mib": result["provenance"]["peak_rss_mib"], "reason": result["reason"]})
