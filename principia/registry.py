@@ -15,7 +15,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 __all__ = ["resolve", "param_problems", "bind"]
 
 # Filled in by the engine, never by a claim.
-INJECTED = ("device", "tier")
+INJECTED = ("device", "tier", "tables")  # tables: the rows of a published claim's transcribed tables
 
 
 def resolve(spec: str) -> Callable[..., Any]:
