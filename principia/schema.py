@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -16,10 +16,11 @@ __all__ = [
     "Claim", "Reference", "Section", "SeedDoc", "Catalogue", "json_schema", "KINDS", "TIERS",
 ]
 
-KINDS = ("closed", "run", "dist", "open")
+KINDS = ("closed", "run", "dist", "open", "published")
 TIERS = ("fast", "full")
 ID_RE = r"^[a-z0-9][a-z0-9-]{1,63}$"
 VERIFIER_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+TABLE_KEY_RE = r"^[a-z0-9][a-z0-9_-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$"  # <reference-key>/<name>
 
 Scalar = bool | int | float | str
 ParamValue = Scalar | list[Any] | dict[str, Any] | None
@@ -150,7 +151,7 @@ class Claim(Strict):
     section: str
     sources: list[Source] = Field(min_length=1)
     citations: list[Citation] = Field(min_length=1)
-    kind: Literal["closed", "run", "dist", "open"]
+    kind: Literal["closed", "run", "dist", "open", "published"]
     verifier: str | None = Field(None, pattern=VERIFIER_RE)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     tiers: dict[Literal["fast", "full"], dict[str, ParamValue]] = Field(default_factory=dict)
@@ -160,6 +161,9 @@ class Claim(Strict):
     falsify: list[Falsifier] = Field(default_factory=list)
     scope: str = Field("", description="What a small analogue does and does not show")
     untestable: str = Field("", description="For kind 'open': why no run here can settle it")
+    tables: list[Annotated[str, Field(pattern=TABLE_KEY_RE)]] = Field(
+        default_factory=list, description="For kind 'published': transcribed tables "
+                                          "data/<reference-key>/<name>.csv the verifier re-analyses")
     relations: Relations = Field(default_factory=Relations)
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
@@ -183,6 +187,14 @@ class Claim(Strict):
                 raise ValueError(f"timeout for tier '{tier}' must be a number of seconds in "
                                  f"[1, 7200] (got {s!r})")
         return v
+
+    @model_validator(mode="after")
+    def _published_tables(self) -> "Claim":
+        if self.kind == "published" and not self.tables:
+            raise ValueError("kind 'published' needs 'tables': the transcribed tables it re-analyses")
+        if self.tables and self.kind != "published":
+            raise ValueError(f"'tables' belong to kind 'published' claims (this one is '{self.kind}')")
+        return self
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "Claim":
@@ -210,7 +222,7 @@ class Claim(Strict):
         them keeps recorded results current."""
         return {"kind": self.kind, "verifier": self.verifier, "params": self.tier_params(tier),
                 "decision": self.decision.model_dump(mode="json") if self.decision else None,
-                "untestable": self.untestable}
+                "untestable": self.untestable, **({"tables": self.tables} if self.tables else {})}
 
     def timeout(self, tier: str) -> float:
         return self.timeout_s.get(tier, 60.0 if tier == "fast" else 1800.0)

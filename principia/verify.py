@@ -22,7 +22,7 @@ from .runner import DEFAULT_MEM_LIMIT, Task, TaskResult, run_tasks
 from .schema import Claim
 from .store import ResultsError, ResultStore
 
-__all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "ENGINE_FILES"]
+__all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "task_tables", "ENGINE_FILES"]
 
 ENGINE = "principia 0.1.0"
 # Engine code that shapes a verdict: a change re-verifies everything.
@@ -82,12 +82,29 @@ def plan(kb: KnowledgeBase, ids: list[str], tier: str, device: str, force: bool,
         c = kb.claims[cid]
         ch = claim_hash(c.verdict_inputs(tier))
         cod = code_hash(kb.root, c.verifier) + eng if c.verifier else eng
+        cod += _tables_hash(kb.root, c)
         key = inputs_key(ch, cod, tier, device)
         old = store.fetch(cid, tier)
         cached = (not force and old is not None and old.get("verdict") != "error"
                   and old.get("provenance", {}).get("inputs_key") == key)
         out.append(Plan(cid, c, key, ch, cod, cached))
     return out
+
+
+def _tables_hash(root: Path, claim: Claim) -> str:
+    """A published claim's transcribed tables are inputs: editing one re-verifies the claim."""
+    if not claim.tables:
+        return ""
+    from .tables import tables_digest
+    return tables_digest(root, claim.tables)[:16]
+
+
+def task_tables(root: Path, claim: Claim) -> dict[str, list[dict[str, Any]]] | None:
+    """The parsed rows the engine hands a published claim's verifier (None for other kinds)."""
+    if not claim.tables:
+        return None
+    from .tables import load_tables
+    return load_tables(root, claim.tables)
 
 
 def _measures(evidence: dict[str, Any]) -> dict[str, Measure]:
@@ -181,9 +198,14 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
             record(p, None)
         else:
             threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-            tasks.append(Task(p.claim_id, p.claim.verifier, p.claim.tier_params(tier),
-                              p.claim.timeout(tier) * timeout_scale, tier, device, threads, mem_limit,
-                              str(root)))
+            task = Task(p.claim_id, p.claim.verifier, p.claim.tier_params(tier),
+                        p.claim.timeout(tier) * timeout_scale, tier, device, threads, mem_limit, str(root))
+            try:
+                task.tables = task_tables(root, p.claim)
+            except ValueError as e:  # a malformed transcription: an error result, not a traceback
+                record(p, TaskResult(task, False, error={"type": "tables", "message": str(e)}))
+                continue
+            tasks.append(task)
             by_id[p.claim_id] = p
     for res in run_tasks(tasks, jobs, on_start=lambda t: emit("start", t.claim_id, None)):
         record(by_id[res.task.claim_id], res)

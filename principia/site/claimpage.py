@@ -20,6 +20,7 @@ from .graph import neighbourhood_svg
 from . import htmlparts as H
 from .model import ClaimView, SiteData
 from .svg import render_figure
+from .tables_block import tables_block
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, fmt_measure, front_matter, html_math, html_text,
                    md_text, page_url, safe_url, section_md, short)
 
@@ -352,6 +353,6 @@ def claim_page(v: ClaimView, data: SiteData, edit_base: str = "") -> str:
     lines = [front_matter(c.title, edit), f"# {md_text(c.title)}", ""]
     lines += H.block(f'<p class="pp-meta">{meta}</p>', _risk(v, data),
                     f'<div class="pp-statement">{H.paras(c.statement)}</div>', tags)
-    lines += _verdict_section(v) + _evidence_section(v) + _decision(v) + _parameters(v)
+    lines += _verdict_section(v) + tables_block(v, data, page) + _evidence_section(v) + _decision(v) + _parameters(v)
     lines += _context(v) + _sources(v, data) + _relations(v, data) + _provenance(v) + _history(v)
     return "\n".join(lines).rstrip() + "\n"
