@@ -17,6 +17,8 @@ __all__ = [
 ]
 
 KINDS = ("closed", "run", "dist", "open")
+# Kinds whose verifier computes in closed form: cheap to perturb, so a falsifier is required.
+NUMERIC_KINDS = ("closed", "published")
 TIERS = ("fast", "full")
 ID_RE = r"^[a-z0-9][a-z0-9-]{1,63}$"
 VERIFIER_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
@@ -101,6 +103,8 @@ class Falsifier(Strict):
     params: dict[str, ParamValue]
     why: str = Field(min_length=3)
     tier: Literal["fast", "full"] = "fast"
+    part: str = Field("", description="The part of the statement that must fail (a check naming it "
+                                      "refuted); empty: the whole claim must come out refuted")
 
 
 class Relations(Strict):
@@ -158,7 +162,20 @@ class Claim(Strict):
                 raise ValueError(f"kind '{self.kind}' needs {', '.join(repr(m) for m in missing)}")
             if "fast" not in self.tiers:
                 raise ValueError("every testable claim needs a 'fast' tier under 'tiers' (it may be {})")
+            self._falsifiers_fit()
         return self
+
+    def _falsifiers_fit(self) -> None:
+        """A numeric claim can fail: closed-form claims need a falsifier, and a falsifier's part
+        must be one the checks name."""
+        if self.kind in NUMERIC_KINDS and not self.falsify:
+            raise ValueError(f"kind '{self.kind}' needs at least one 'falsify' entry: perturbed params "
+                             "under which the claim must come out refuted")
+        parts = {c.part for c in self.decision.checks if c.part} if self.decision else set()
+        for i, f in enumerate(self.falsify):
+            if f.part and f.part not in parts:
+                raise ValueError(f"falsify.{i}.part '{f.part}' names no check's part "
+                                 f"(the checks name {sorted(parts)})")
 
     def tier_params(self, tier: str) -> dict[str, Any]:
         """The paper's values overlaid with the tier's settings."""

@@ -78,5 +78,9 @@ def test_perturbed_parameters_refute(cid, i):
     params = {**claim.tier_params(f.tier), **f.params}
     (res,) = list(run_tasks([Task(cid, claim.verifier, params, claim.timeout(f.tier), f.tier)]))
     assert res.ok, f"{cid}: falsifier run failed: {res.error}"
-    verdict, reason, _ = decide(claim.decision, _measures(res.evidence))
+    verdict, reason, outcomes = decide(claim.decision, _measures(res.evidence))
+    if f.part:  # one part of a many-part statement must fail, as the verdict counts parts
+        named = {o.quantity: o.outcome for o in outcomes if o.part == f.part}
+        assert "refuted" in named.values(), f"{cid}: with {f.params} ({f.why}) the part gives {named}"
+        return
     assert verdict == "refuted", f"{cid}: with {f.params} ({f.why}) the verdict is {verdict}: {reason}"

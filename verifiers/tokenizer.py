@@ -191,10 +191,10 @@ def _corpus(n_train: int, n_test: int) -> tuple[bytes, bytes]:
     return text[:n_train], text[n_train:]
 
 
-def bpe_compression(n_train: PosInt = 100_000, n_test: PosInt = 50_000,
-                    vocab_sizes: list[int] | None = None) -> Evidence:
+def bpe_compression(n_train: PosInt, n_test: PosInt,
+                    vocab_sizes: list[int]) -> Evidence:
     """Held-out tokens per byte against vocabulary size; the gain of each doubling of V."""
-    Vs = sorted(vocab_sizes or [256, 512, 1024, 2048])
+    Vs = sorted(vocab_sizes)
     if Vs[0] < 256 or any(b != 2 * a for a, b in zip(Vs, Vs[1:])):
         raise ValueError(f"vocab_sizes must start at >= 256 and double each step (got {Vs})")
     train, test = _corpus(n_train, n_test)
@@ -221,8 +221,8 @@ def bpe_compression(n_train: PosInt = 100_000, n_test: PosInt = 50_000,
                     notes=[f"Gains per doubling: {', '.join(f'{g:.4f}' for g in gains)} tokens/byte."])
 
 
-def bpe_category_split(n_train: PosInt = 100_000, n_test: PosInt = 50_000,
-                       V: PosInt = 1024) -> Evidence:
+def bpe_category_split(n_train: PosInt, n_test: PosInt,
+                       V: PosInt) -> Evidence:
     """Vocab entries mixing letters and punctuation, and held-out compression, with/without the split."""
     train, test = _corpus(n_train, n_test)
     rows = {}
@@ -291,14 +291,13 @@ def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int
     return (model.emb.detach() - e0).norm(dim=-1).cpu().numpy()
 
 
-def vocab_undertraining(n_tok: PosInt = 100_000, n_lm: PosInt = 100_000,
-                        vocab_sizes: list[int] | None = None, k: PosInt = 10,
-                        seeds: Seeds | None = None, steps: PosInt = 60,
+def vocab_undertraining(n_tok: PosInt, n_lm: PosInt,
+                        vocab_sizes: list[int], k: PosInt,
+                        seeds: Seeds, steps: PosInt,
                         device: str = "cpu") -> Evidence:
     """How often each vocab entry occurs in a fixed LM training text, against V; and how far
     rare entries' embeddings move when a tiny LM trains on that text."""
-    Vs = sorted(vocab_sizes or [512, 1024, 2048])
-    seeds = seeds or [0, 1, 2]
+    Vs = sorted(vocab_sizes)
     tok_text, lm_text = _corpus(n_tok, n_lm)
     bpe = train_bpe(tok_text, Vs[-1] - 256, "category")
     seen_bytes = set(tok_text)  # byte tokens absent from the tokenizer's text are rare at every V
