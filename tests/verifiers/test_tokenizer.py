@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiers import tokenizer as tk
+from tests.verifiers.claims import params
 
 fast = settings(max_examples=30, deadline=None)
 TEXT = b"the cat sat. the cat? the cat! a cat ran; the dog sat, the dog ran.\n" * 20
@@ -54,7 +55,7 @@ def test_mixed_and_variant_rules():
 
 def test_compression_improves_with_diminishing_gains_on_stdlib_text():
     """On held-out stdlib text every doubling of V lowers tokens per byte, by less each time."""
-    ev = tk.bpe_compression(n_train=30_000, n_test=10_000, vocab_sizes=[256, 512, 1024])
+    ev = tk.bpe_compression(**params("bpe-compression", n_train=30_000, n_test=10_000, vocab_sizes=[256, 512, 1024]))
     assert ev.measured["min_gain_per_doubling"].value > 0
     assert ev.measured["max_gain_ratio"].value < 1
 
@@ -62,4 +63,4 @@ def test_compression_improves_with_diminishing_gains_on_stdlib_text():
 def test_vocab_sizes_must_double():
     """A sweep that does not double at each step is rejected with a message."""
     with pytest.raises(ValueError, match="double"):
-        tk.bpe_compression(n_train=5000, n_test=1000, vocab_sizes=[256, 300])
+        tk.bpe_compression(**params("bpe-compression", n_train=5000, n_test=1000, vocab_sizes=[256, 300]))
