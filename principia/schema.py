@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 KINDS = ("closed", "run", "dist", "open")
+TODO = "TODO:"  # the marker `principia new` leaves in a stub; a claim holding one is not finished
 # Kinds whose verifier computes in closed form: cheap to perturb, so a falsifier is required.
 NUMERIC_KINDS = ("closed", "published")
 TIERS = ("fast", "full")
@@ -112,6 +113,17 @@ class Relations(Strict):
     contests: list[str] = Field(default_factory=list)
 
 
+def _todo_paths(data: Any, path: str = "") -> list[str]:
+    """Dotted paths of the string values that still hold the stub marker."""
+    if isinstance(data, str):
+        return [path or "(value)"] if TODO in data else []
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _todo_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _todo_paths(v, f"{path}.{i}")]
+    return []
+
+
 class Claim(Strict):
     title: str = Field(min_length=3, max_length=200)
     statement: str = Field(min_length=10, max_length=4000)
@@ -131,6 +143,14 @@ class Claim(Strict):
     relations: Relations = Field(default_factory=Relations)
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_todo(cls, data: Any) -> Any:
+        left = sorted(_todo_paths(data))
+        if left:
+            raise ValueError(f"still a stub: fill in the '{TODO}' in {', '.join(left)}")
+        return data
 
     @field_validator("tags")
     @classmethod
