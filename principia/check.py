@@ -5,8 +5,9 @@ from pathlib import Path
 
 from .loader import KnowledgeBase, Problem, load_kb
 from .registry import param_problems, resolve
+from .schema import NUMERIC_KINDS
 
-__all__ = ["check", "verifier_problems"]
+__all__ = ["check", "verifier_problems", "falsifier_problems"]
 
 
 def verifier_problems(kb: KnowledgeBase, cid: str) -> list[Problem]:
@@ -34,9 +35,17 @@ def verifier_problems(kb: KnowledgeBase, cid: str) -> list[Problem]:
     return out
 
 
+def falsifier_problems(kb: KnowledgeBase) -> list[Problem]:
+    """A numeric claim must be able to fail: closed-form claims declare at least one falsifier."""
+    return [Problem(kb.files[cid], "falsify", f"kind '{c.kind}' needs at least one 'falsify' entry: "
+                    "perturbed params under which the claim must come out refuted")
+            for cid, c in sorted(kb.claims.items()) if c.kind in NUMERIC_KINDS and not c.falsify]
+
+
 def check(root: Path | str = ".", import_verifiers: bool = True) -> KnowledgeBase:
     """Load the knowledge base and add verifier problems; kb.ok tells the result."""
     kb = load_kb(root)
+    kb.problems += falsifier_problems(kb)
     if import_verifiers:
         import sys
         root_s = str(kb.root)
