@@ -99,7 +99,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         n = len(select(kb, args.ids or None, shard))
     except KeyError as e:
-        print(f"error: no claim with id {e}", file=sys.stderr)
+        print(f"error: no claim with id {e.args[0]}", file=sys.stderr)
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
                   device=device, shard=shard, results_dir=args.results,

@@ -25,7 +25,8 @@ def verdict_of(kb: KnowledgeBase, store: ReadOnlyStore, cid: str) -> tuple[str, 
 def show(root: Path, cid: str, as_json: bool = False) -> int:
     kb = load_kb(root)
     if cid not in kb.claims:
-        print(f"error: no claim with id '{cid}'", file=sys.stderr)
+        from .verify import did_you_mean
+        print(f"error: no claim with id '{cid}'{did_you_mean(cid, list(kb.claims))}", file=sys.stderr)
         return 2
     c = kb.claims[cid]
     verdict, res = verdict_of(kb, ReadOnlyStore(kb.root / "results"), cid)
