@@ -17,6 +17,9 @@ __all__ = [
 ]
 
 KINDS = ("closed", "run", "dist", "open", "published")
+TODO = "TODO:"  # the marker `principia new` leaves in a stub; a claim holding one is not finished
+# Kinds whose verifier computes in closed form: cheap to perturb, so a falsifier is required.
+NUMERIC_KINDS = ("closed", "published")
 TIERS = ("fast", "full")
 ID_RE = r"^[a-z0-9][a-z0-9-]{1,63}$"
 VERIFIER_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
@@ -138,11 +141,24 @@ class Falsifier(Strict):
     params: dict[str, ParamValue]
     why: str = Field(min_length=3)
     tier: Literal["fast", "full"] = "fast"
+    part: str = Field("", description="The part of the statement that must fail (a check naming it "
+                                      "refuted); empty: the whole claim must come out refuted")
 
 
 class Relations(Strict):
     uses: list[str] = Field(default_factory=list)
     contests: list[str] = Field(default_factory=list)
+
+
+def _todo_paths(data: Any, path: str = "") -> list[str]:
+    """Dotted paths of the string values that still hold the stub marker."""
+    if isinstance(data, str):
+        return [path or "(value)"] if TODO in data else []
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _todo_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _todo_paths(v, f"{path}.{i}")]
+    return []
 
 
 class Claim(Strict):
@@ -170,6 +186,14 @@ class Claim(Strict):
     tiers_note: str = Field("", description=(
         "Why the fast and full tiers' recorded verdicts differ; `principia check` warns about a "
         "disagreement this does not explain"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_todo(cls, data: Any) -> Any:
+        left = sorted(_todo_paths(data))
+        if left:
+            raise ValueError(f"still a stub: fill in the '{TODO}' in {', '.join(left)}")
+        return data
 
     @field_validator("tags")
     @classmethod
@@ -210,7 +234,16 @@ class Claim(Strict):
                 raise ValueError(f"kind '{self.kind}' needs {', '.join(repr(m) for m in missing)}")
             if "fast" not in self.tiers:
                 raise ValueError("every testable claim needs a 'fast' tier under 'tiers' (it may be {})")
+            self._falsifiers_fit()
         return self
+
+    def _falsifiers_fit(self) -> None:
+        """A falsifier's part must be one the checks name."""
+        parts = {c.part for c in self.decision.checks if c.part} if self.decision else set()
+        for i, f in enumerate(self.falsify):
+            if f.part and f.part not in parts:
+                raise ValueError(f"falsify.{i}.part '{f.part}' names no check's part "
+                                 f"(the checks name {sorted(parts)})")
 
     def tier_params(self, tier: str) -> dict[str, Any]:
         """The paper's values overlaid with the tier's settings."""

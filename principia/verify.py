@@ -6,6 +6,7 @@ everything recorded before it.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from dataclasses import dataclass
@@ -53,11 +54,17 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest known name, or ''."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def select(kb: KnowledgeBase, ids: list[str] | None, shard: tuple[int, int] | None) -> list[str]:
     chosen = sorted(kb.claims) if not ids else list(dict.fromkeys(ids))
     unknown = [i for i in chosen if i not in kb.claims]
     if unknown:
-        raise KeyError(", ".join(unknown))
+        raise KeyError(", ".join(f"'{i}'{did_you_mean(i, list(kb.claims))}" for i in unknown))
     if shard:
         i, n = shard
         chosen = [c for k, c in enumerate(chosen) if k % n == i - 1]
@@ -124,10 +131,15 @@ def decide_result(claim: Claim, evidence: dict[str, Any] | None, error: dict[str
         return {"verdict": "untestable", "reason": claim.untestable.strip(), "checks": []}
     if error is not None:
         return {"verdict": "error", "reason": f"{error.get('type')}: {error.get('message')}", "checks": []}
-    verdict, reason, outcomes = decide(claim.decision, _measures(evidence or {}))
+    measured = _measures(evidence or {})
+    verdict, reason, outcomes = decide(claim.decision, measured)
     short = replication_problem(claim.decision, tier, (evidence or {}).get("replication"))
     if short:  # too few independent draws: the interval is not the one the rule was declared for
         verdict, reason = "error", f"replication: {short}"
+    missing = [c.quantity for c in claim.decision.checks if c.quantity not in measured]
+    if missing:  # a misspelt quantity: say which measured name was probably meant
+        reason = "; ".join(f"'{q}' is not measured{did_you_mean(q, list(measured)) or f' (measured: {sorted(measured)})'}"
+                           for q in missing)
     return {"verdict": verdict, "reason": reason, "checks": [o.to_json() for o in outcomes]}
 
 
