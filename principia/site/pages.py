@@ -18,7 +18,7 @@ from .text import (VERDICT_LABELS, badge, claim_md, fmt, front_matter, html_math
                    page_url, rel_path, section_md, slug)
 
 __all__ = ["ALL_VERDICTS", "groups", "group_md", "group_page", "groups_index", "section_page",
-           "dashboard_page", "errata_page", "graph_page", "claims_json", "nav", "sections_of"]
+           "dashboard_page", "errata_page", "verdict_link", "graph_page", "claims_json", "nav", "sections_of"]
 
 ALL_VERDICTS = (*VERDICTS, NOT_VERIFIED)
 UNSORTED = "unsorted"
@@ -56,17 +56,15 @@ def _section_title(data: SiteData, sid: str) -> tuple[str, str]:
     return sec.title, sec.alias
 
 
+def verdict_link(page: str, verdict: str, n: int, section: str = "") -> str:
+    """A count that opens the home table filtered to one verdict (and section)."""
+    where = f"section={section}&" if section else ""
+    return H.a(page_url(page, "index.md") + f"#{where}verdict={verdict}", f"{badge(verdict)} {n}")
+
+
 def _counts_line(views: list[ClaimView]) -> str:
     c = Counter(v.verdict for v in views)
     return " ".join(f"{badge(k)} {c[k]}" for k in ALL_VERDICTS if c[k]) or "no claims yet"
-
-
-def _key_cell(v: ClaimView) -> str:
-    key, value, check = v.key_value()
-    if not key or value is None:
-        return ""
-    unit = (check or {}).get("unit") or ""
-    return html_text(f"{key} = {fmt(value)} {unit}".strip())
 
 
 def _listing(items: list[str], empty: str) -> list[str]:
@@ -90,9 +88,9 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
     if not claims:
         return "\n".join(lines + ["No claims in this section yet.", ""])
     rows = [[H.claim_a(page, v.id, v.claim.title), badge(v.verdict) + (" ⚠ at risk" if v.at_risk else ""), v.claim.kind,
-             _key_cell(v), html_text(", ".join(s.alias for s in v.claim.sources if s.alias))]
+             html_text(", ".join(s.alias for s in v.claim.sources if s.alias))]
             for v in sorted(claims, key=lambda v: v.id)]
-    lines += H.block(H.table(["Claim", "Verdict", "Kind", "Key value", "Source"], rows), search=False)
+    lines += H.block(H.table(["Claim", "Verdict", "Kind", "Source"], rows, "pp-list"), search=False)
     return "\n".join(lines)
 
 
@@ -150,8 +148,10 @@ def _by_section(data: SiteData, page: str, cols: list[str]) -> list[str]:
             c = Counter(v.verdict for v in by.get(sid, []))
             title, alias = _section_title(data, sid)
             name = html_math(f"{group} · {alias + ' ' if alias else ''}{title}")
+            home = page_url(page, "index.md")
             rows.append([H.a(page_url(page, section_md(sid)), name),
-                         *(str(c[k]) if c[k] else "" for k in cols), str(sum(c.values()))])
+                         *(H.a(f"{home}#section={sid}&verdict={k}", str(c[k])) if c[k] else "" for k in cols),
+                         H.a(f"{home}#section={sid}", str(sum(c.values())))])
     return H.block(H.table(["Section", *(badge(k) for k in cols), "Total"], rows), search=False)
 
 
@@ -180,7 +180,8 @@ def dashboard_page(data: SiteData) -> str:
              f"**{len(views)} claims.** Downloads: [claims.json](claims.json) (every claim with its verdicts) · "
              "[references.bib](references.bib) (every cited work).", "",
              "## By verdict", "", "| Verdict | Claims |", "|---|---|"]
-    lines += [f"| {badge(k)} | {total[k]} |" for k in ALL_VERDICTS if total[k]] + [f"| **Total** | {len(views)} |", ""]
+    lines += [f"| {badge(k)} | {H.a(f'index.html#verdict={k}', str(total[k]))} |" for k in ALL_VERDICTS
+              if total[k]] + [f"| **Total** | {H.a('index.html', str(len(views)))} |", ""]
     lines += ["## By section", ""] + _by_section(data, page, cols)
     waiting = [f"{H.claim_a(page, v.id, v.claim.title)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
     lines += ["## Waiting for a full-tier run", ""] + _listing(waiting, "None.")
@@ -268,7 +269,8 @@ def nav(data: SiteData, about: list[str], others: list[str]) -> list[Any]:
             entries.append({html_text(f"{alias} · {title}" if alias else title): section_md(sid)})
         claims.append({html_text(group): entries})
     out: list[Any] = [{"Home": "index.md"}, {"Dashboard": "dashboard.md"}, {"Claims": claims},
-                      {"Graph": "graph.md"}, {"Errata": "errata.md"}, {"Bibliography": "bibliography.md"}]
+                      {"Graph": "graph.md"}, {"Errata": "errata.md"}, {"Tags": "tags/index.md"},
+                      {"Bibliography": "bibliography.md"}, {"Changelog": "changelog.md"}]
     if about or others:
         out.append({"About": [*about, *others]})
     return out
