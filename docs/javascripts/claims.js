@@ -4,7 +4,7 @@
   "use strict";
   function setup() {
     var table = document.querySelector("table.pp-claims");
-    var form = document.querySelector("form.pp-filters");
+    var form = document.querySelector(".pp-filters");
     if (!table || !form) return;
     var rows = Array.prototype.slice.call(table.tBodies[0].rows);
     var inputs = form.querySelectorAll("[data-filter]");

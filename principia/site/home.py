@@ -35,10 +35,10 @@ def _controls(data: SiteData) -> str:
     verdicts = [(k, VERDICT_LABELS[k]) for k in ALL_VERDICTS] + [("disagree", "tiers disagree")]
     secs = [(sid, _section_title(data, sid)[0]) for sids in groups(data).values() for sid in sids]
     tags = sorted({t for v in data.views.values() for t in v.claim.tags})
-    return (f'<form class="pp-filters" onsubmit="return false">{_options("verdict", "Verdict", verdicts)} '
+    return (f'<div class="pp-filters" role="search">{_options("verdict", "Verdict", verdicts)} '
             f'{_options("section", "Section", secs)} {_options("tag", "Tag", [(t, t) for t in tags])} '
             f'<label>Text <input type="search" data-filter="text" placeholder="words in title or id"></label> '
-            f'<output class="pp-shown"></output></form>')
+            f'<output class="pp-shown"></output></div>')
 
 
 def _row(v: ClaimView, sid: str, sec_title: str, page: str) -> str:
