@@ -22,6 +22,7 @@ from .cite import changelog_page
 from .claimpage import claim_page
 from .home import home_page, tag_pages, tags_index
 from .model import load_site_data
+from .plots import FigureStore
 from .pages import (claims_json, dashboard_page, errata_page, graph_page, group_md, group_page,
                     groups, groups_index, nav, section_page, sections_of)
 from .text import claim_md, section_md
@@ -30,6 +31,7 @@ __all__ = ["SiteError", "write_pages", "build_site", "config_file", "REPO", "GEN
 
 REPO = Path(__file__).resolve().parents[2]  # the project checkout holding mkdocs.yml and docs/
 GENERATED = Path("build") / "docs"
+FIGURE_CACHE = Path("build") / "figure-cache"  # drawn figures by content hash, kept between builds
 NAV_FILE = ".nav.json"  # MkDocs skips dot-files, the hook reads it
 MARKER = ".principia-generated"
 GENERATED_PAGES = ("dashboard.md", "errata.md", "graph.md", "bibliography.md", "changelog.md", "index.md")  # a docs/ page of the same name is replaced
@@ -144,8 +146,11 @@ def write_pages(root: Path | str, kb: KnowledgeBase | None = None, dest: Path | 
     about, others = _hand_written(_docs_source(root), dest)
     cfg_path = config_file(root)
     base, site_url = edit_base(cfg_path), str(site_config(cfg_path).get("site_url") or "")
+    store = FigureStore(root / FIGURE_CACHE, dest)
+    store.prepare([f for v in data.views.values() for f in ((v.shown or {}).get("evidence") or {}).get("figures") or []
+                   if isinstance(f, dict)])
     for cid, v in data.views.items():
-        _write(dest, claim_md(cid), claim_page(v, data, base, site_url))
+        _write(dest, claim_md(cid), claim_page(v, data, store, base, site_url))
     for rel, text in tag_pages(data).items():
         _write(dest, rel, text)
     _write(dest, "tags/index.md", tags_index(data))

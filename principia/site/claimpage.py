@@ -21,9 +21,9 @@ from .home import tag_links
 from .search import search_meta, tex_plain
 from . import htmlparts as H
 from .model import ClaimView, SiteData
-from .svg import render_figure
+from .plots import FigureStore
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, fmt_measure, front_matter, html_math, html_text,
-                   md_text, page_url, safe_url, section_md, short)
+                   md_text, page_url, rel_path, safe_url, section_md, short)
 
 __all__ = ["claim_page", "claim_md", "section_md", "front_matter"]
 
@@ -71,12 +71,16 @@ def _other_measures(result: dict[str, Any]) -> str:
     return "<p>Other measurements:</p>" + H.table(["Quantity", "Measured", "Note"], rows)
 
 
-def _figures(result: dict[str, Any]) -> str:
+def _figures(result: dict[str, Any], page: str, store: FigureStore) -> str:
+    """Each figure as an SVG file (matplotlib) with its data as CSV beside it."""
     figs = [f for f in ((result.get("evidence") or {}).get("figures") or []) if isinstance(f, dict)]
     out = []
     for f in figs:
-        cap = f'<figcaption>{html_text(f["caption"])}</figcaption>' if f.get("caption") else ""
-        out.append(f'<figure class="pp-figure">{render_figure(f)}{cap}</figure>')
+        cap = html_text(f.get("caption") or "")
+        base = rel_path(page, f"figures/{store.files(f)}")
+        title = html_text(f.get("title") or "figure")
+        out.append(f'<figure class="pp-figure"><img src="{base}.svg" alt="{title}" loading="lazy" width="480" '
+                   f'height="374"><figcaption>{cap} <a href="{base}.csv" download>Data (CSV)</a></figcaption></figure>')
     return "".join(out)
 
 
@@ -148,7 +152,7 @@ def _verdict_section(v: ClaimView) -> list[str]:
     return H.block(body, head="Verdict")
 
 
-def _evidence_section(v: ClaimView) -> list[str]:
+def _evidence_section(v: ClaimView, store: FigureStore) -> list[str]:
     """Checks (indexed for search), then figures and data (not indexed), then notes and errors."""
     r = v.shown
     if r is None:
@@ -161,7 +165,7 @@ def _evidence_section(v: ClaimView) -> list[str]:
             rest += (f'<details class="note"><summary>Evidence of the {tier} tier</summary>'
                      f"{_checks_table(other)}{_other_measures(other)}{_error(other)}</details>")
     return (H.block(_checks_table(r), _other_measures(r), head=f"Evidence ({v.shown_tier} tier)")
-            + H.block(_figures(r), _rows_table(ev.get("table") or []), search=False) + H.block(rest))
+            + H.block(_figures(r, claim_md(v.id), store), _rows_table(ev.get("table") or []), search=False) + H.block(rest))
 
 
 def _decision(v: ClaimView) -> list[str]:
@@ -229,7 +233,7 @@ def _risk(v: ClaimView, data: SiteData) -> str:
             f"<p>This claim uses a claim that does not hold: {why}.</p></div>")
 
 
-def claim_page(v: ClaimView, data: SiteData, edit_base: str = "", site_url: str = "") -> str:
+def claim_page(v: ClaimView, data: SiteData, store: FigureStore, edit_base: str = "", site_url: str = "") -> str:
     """The whole Markdown page of one claim: the bottom line first, then the evidence."""
     c = v.claim
     page = claim_md(v.id)
@@ -246,7 +250,7 @@ def claim_page(v: ClaimView, data: SiteData, edit_base: str = "", site_url: str 
     # The meta line (ids, tags, edit link) is navigation, not content: kept out of the index.
     lines += H.block(f'<p class="pp-meta">{meta}</p>', search=False)
     lines += H.block(f'<div class="pp-statement">{H.paras(c.statement)}</div>', bottom_line(v), _risk(v, data))
-    lines += _verdict_section(v) + _published(v, data) + _evidence_section(v) + _decision(v) + _parameters(v)
+    lines += _verdict_section(v) + _published(v, data) + _evidence_section(v, store) + _decision(v) + _parameters(v)
     lines += _context(v) + sources(v, data) + relations(v, data) + cite_block(v, site_url)
     lines += provenance(v) + history(v)
     return "\n".join(lines).rstrip() + "\n"

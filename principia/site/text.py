@@ -88,6 +88,8 @@ def fmt_si(x: Any, digits: int = 3) -> str:
     """A count with an SI-style suffix ('1.2M', '35B', '950'): for parameters, tokens, FLOPs."""
     if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
         return fmt(x, digits)
+    if abs(x) >= 1e15:  # beyond T, powers of ten read better than thousands of T
+        return f"{x:.{digits}g}".replace("e+0", "e").replace("e+", "e")
     for size, suffix in _SI:
         if abs(x) >= size:
             return f"{x / size:.{digits}g}{suffix}"
