@@ -76,7 +76,7 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
     title, alias = _section_title(data, sid)
     sec = data.kb.catalogue.sections.get(sid) if data.kb.catalogue else None
     page = section_md(sid)
-    lines = [front_matter(title), f"# {md_cell(title)}", ""]
+    lines = [front_matter(title, description=f"{len(claims)} claims from {title}, each with its verdict."), f"# {md_cell(title)}", ""]
     if sec:
         seed = data.kb.catalogue.seeds.get(sec.seed)
         src = md_cell(seed.title) if seed else md_plain(sec.seed)
@@ -97,7 +97,7 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
 def group_page(data: SiteData, group: str, sids: list[str]) -> str:
     page = group_md(group)
     by = sections_of(data)
-    lines = [front_matter(group), f"# {md_cell(group)}", ""]
+    lines = [front_matter(group, description=f"The sections of {group} and the verdicts of their claims."), f"# {md_cell(group)}", ""]
     seeds = {data.kb.catalogue.sections[s].seed for s in sids if data.kb.catalogue and s in data.kb.catalogue.sections}
     for seed in sorted(seeds):
         doc = data.kb.catalogue.seeds.get(seed)
@@ -114,7 +114,7 @@ def group_page(data: SiteData, group: str, sids: list[str]) -> str:
 
 def groups_index(data: SiteData) -> str:
     page = "groups/index.md"
-    lines = [front_matter("Claims by section"), "# Claims by section", "",
+    lines = [front_matter("Claims by section", description="Every section of the source documents with its claims and verdicts."), "# Claims by section", "",
              "The sections follow the source documents the claims were read from. "
              "Each claim has a stable id; the source's own numbering is kept as an alias.", ""]
     by = sections_of(data)
@@ -176,7 +176,7 @@ def dashboard_page(data: SiteData) -> str:
     views = list(data.views.values())
     total = Counter(v.verdict for v in views)
     cols = [k for k in ALL_VERDICTS if total[k]] or ["not-verified"]
-    lines = [front_matter("Dashboard"), "# Dashboard", "",
+    lines = [front_matter("Dashboard", description="How many claims hold, fail or wait for a run, by verdict and section."), "# Dashboard", "",
              f"**{len(views)} claims.** Downloads: [claims.json](claims.json) (every claim with its verdicts) · "
              "[references.bib](references.bib) (every cited work).", "",
              "## By verdict", "", "| Verdict | Claims |", "|---|---|"]
@@ -197,7 +197,7 @@ def dashboard_page(data: SiteData) -> str:
 def errata_page(data: SiteData) -> str:
     """Refuted checks where the source states a value, then every refuted claim."""
     page = "errata.md"
-    lines = [front_matter("Errata"), "# Errata", "",
+    lines = [front_matter("Errata", description="Statements in the sources that our measurements contradict."), "# Errata", "",
              "Where a source states something that our measurement contradicts. A check lands here when "
              "its outcome is *refuted* and the claim records what the source says.", "",
              "## Statements that do not hold", ""]
@@ -224,12 +224,13 @@ def graph_page(data: SiteData) -> str:
     legend = " ".join(
         f'<span class="pp-dot" style="background:{VERDICT_COLORS[k]}"></span> {html_text(VERDICT_LABELS[k])}'
         for k in ALL_VERDICTS)
-    lines = [front_matter("Claim graph"), "# Claim graph", "",
-             "Arrows point from a claim to the claims it **uses**; dashed red lines join claims that "
-             "**contest** each other. Claims that use nothing sit on the top row. Click a node to open "
-             f"its claim. {len(ids)} of {len(data.views)} claims have a relation.", "",
+    lines = [front_matter("Claim graph", description="Which claims build on or contest others, coloured by verdict."), "# Claim graph", "",
+             "Claims are grouped by section. Grey arrows point from a claim to the claims it **uses**; "
+             "dashed red curves join claims that **contest** each other. Hover over a node for the "
+             f"claim's title; click it to open the claim. {len(ids)} of {len(data.views)} claims have a relation.", "",
              f'<p class="pp-legend">{legend}</p>', ""]
-    svg = graph_svg(data.views, lambda c: page_url(page, claim_md(c)))
+    titles = {sid: _section_title(data, sid)[0] for sids in groups(data).values() for sid in sids}
+    svg = graph_svg(data.views, lambda c: page_url(page, claim_md(c)), titles)
     # A pp-block line: the hook keeps it away from Markdown and the search index (blocks.py).
     lines += [f'<div class="pp-block pp-nosearch"><div class="pp-scroll">{svg}</div></div>' if svg
               else "No claim has a relation yet.", ""]

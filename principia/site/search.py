@@ -24,14 +24,14 @@ _SYMBOLS = {
 }
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$]+)\$", re.S)
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
-_CMD = re.compile(r"\\([A-Za-z]+)\s*")
+_CMD = re.compile(r"\\([A-Za-z]+)")
 _SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
 
 
 def _formula(tex: str) -> str:
     s = _FRAC.sub(r"(\1)/(\2)", tex)
     s = _SCRIPT.sub(lambda m: m.group(1) + (m.group(2) if len(m.group(2)) == 1 else m.group(2)), s)
-    s = _CMD.sub(lambda m: _SYMBOLS.get(m.group(1), "") + (" " if m.group(1) in ("log", "exp", "min", "max") else ""), s)
+    s = _CMD.sub(lambda m: _SYMBOLS.get(m.group(1), ""), s)
     s = s.replace("{", "").replace("}", "").replace("\\,", " ").replace("\\", "")
     return " ".join(s.split())
 
