@@ -8,7 +8,9 @@ A result file (``results/<id>.<tier>.json``) holds::
      "error": {"type", "message", "output_tail"} | null,
      "provenance": {"inputs_key", "claim_hash", "code_hash", "commit", "dirty", "versions",
                     "device", "duration_s", "peak_rss_mib", "finished_at", "engine"},
-     "history": [{"finished_at", "verdict", "key", "value", "commit"}]}   # newest last
+     "claim_hash": str,                            # principia.audit.claim_hash of the claim judged
+     "replication": {...}, "scale": {...},         # copied from the evidence when reported
+     "history": [{"finished_at", "verdict", "key", "value", "commit", "claim_hash"}]}  # newest last
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the old file,
 so a reader (or a kill at any moment) sees either the old result or the new one, never half.
@@ -99,4 +101,5 @@ def _history_entry(result: dict[str, Any]) -> dict[str, Any]:
         if c.get("quantity") == key:
             value = c.get("measured")
     return {"finished_at": prov.get("finished_at"), "verdict": result.get("verdict"),
-            "key": key, "value": value, "commit": prov.get("commit")}
+            "key": key, "value": value, "commit": prov.get("commit"),
+            "claim_hash": result.get("claim_hash")}

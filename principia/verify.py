@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from .audit import claim_hash as audit_hash
 from .decide import decide
 from .evidence import Figure, Measure, Series
 from .loader import KnowledgeBase, load_kb
@@ -126,8 +127,15 @@ def _result(root: Path, p: Plan, tier: str, device: str, res: TaskResult | None)
     decided = decide_result(p.claim, evidence, error)
     key = p.claim.decision.key or p.claim.decision.checks[0].quantity if p.claim.decision else ""
     return {"claim": p.claim_id, "tier": tier, "kind": p.claim.kind, "key": key, **decided,
+            "claim_hash": audit_hash(p.claim), **_reported(evidence),
             "evidence": evidence, "error": error,
             "provenance": _provenance(root, p, tier, device, res)}
+
+
+def _reported(evidence: dict[str, Any] | None) -> dict[str, Any]:
+    """Replication and scale, lifted from the evidence to the result's top level."""
+    ev = evidence or {}
+    return {k: ev[k] for k in ("replication", "scale") if isinstance(ev.get(k), dict)}
 
 
 def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fast", jobs: int = 1,
