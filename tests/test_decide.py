@@ -229,3 +229,25 @@ def test_too_few_data_draws_is_an_error():
     assert "at least 5" in replication_problem(d, "full", {"data_draws": 1, "seeds": 5})
     assert "no replication" in replication_problem(d, "fast", None)
     assert replication_problem(Decision(checks=d.checks), "full", None) == ""
+
+
+@given(st.lists(st.sampled_from(["supported", "refuted", "inconclusive"]), min_size=2, max_size=6))
+def test_a_part_with_any_unsettled_or_failed_check_never_holds(kinds):
+    """With one part, the claim is supported only when every one of its checks is."""
+    from principia.decide import Outcome
+    outs = [Outcome(f"q{i}", "r", k, 1.0, None, None, "", "one part", "", reason=f"q{i} {k}")
+            for i, k in enumerate(kinds)]
+    verdict, reason = combine(outs)
+    assert (verdict == "supported") == all(k == "supported" for k in kinds)
+    assert not reason.startswith("holds: one part") or verdict == "supported"
+    if "inconclusive" in kinds and "refuted" not in kinds:
+        assert verdict == "inconclusive" and "unsettled: one part" in reason
+
+
+@given(finite, st.floats(0.001, 100), finite, st.floats(0, 100))
+def test_equivalence_is_supported_only_inside_the_margin(v, margin, x, half):
+    """An 'equivalent' check is supported exactly when the whole interval is within ±margin."""
+    c = _check(op="equivalent", value=v, margin=margin)
+    got = evaluate_check(c, Measure(x, x - half, x + half)).outcome
+    inside = v - margin <= x - half and x + half <= v + margin
+    assert (got == "supported") == inside
