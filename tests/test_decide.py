@@ -1,7 +1,7 @@
 """Decision rules: declared checks turn measurements into verdicts, and can always fail."""
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from principia.decide import combine, decide, evaluate_check, flip_margin, invert
 from principia.evidence import Measure
@@ -251,3 +251,16 @@ def test_equivalence_is_supported_only_inside_the_margin(v, margin, x, half):
     got = evaluate_check(c, Measure(x, x - half, x + half)).outcome
     inside = v - margin <= x - half and x + half <= v + margin
     assert (got == "supported") == inside
+
+
+@settings(deadline=None)  # the first call imports scipy
+@given(st.lists(st.lists(st.floats(-100, 100), min_size=1, max_size=4), min_size=2, max_size=8))
+def test_intervals_over_draws_count_draws_not_seeds(draws):
+    """Seeds nested in a draw are averaged first: n is the number of draws, and the mean of
+    draw means is the value."""
+    from principia.evidence import interval_over_draws
+    m = interval_over_draws({i: d for i, d in enumerate(draws)})
+    means = [sum(d) / len(d) for d in draws]
+    assert m.n == len(draws)
+    assert abs(m.value - sum(means) / len(means)) < 1e-6
+    assert m.lo <= m.value <= m.hi
