@@ -16,7 +16,7 @@ from .batched import Stack
 from .gpt import GPT, GPTConfig, _alibi_bias, _rope
 from .train import MLPLM
 
-__all__ = ["MLPStack", "GPTStack", "AdderStack", "mlp_params"]
+__all__ = ["MLPStack", "GPTStack", "AdderStack", "ModuleStack", "mlp_params"]
 
 
 def mlp_params(V: int, k: int, d_emb: int, h: int, n_layers: int) -> int:
@@ -172,3 +172,25 @@ class GPTStack(Stack):
             x = self._ln(x, "ln_f")
         W = self.p("wte.weight" if self.cfg.tie_embeddings else "head.weight")  # (K, V, C)
         return torch.bmm(x.reshape(K, B * T, -1), W.transpose(1, 2)).view(K, B, T, -1)
+
+
+class ModuleStack(Stack):
+    """Any one ``nn.Module`` as a K = 1 stack: its parameters become views of the stack's buffer
+    (and their gradients views of its gradient buffer), so the batched AdamW and the one training
+    loop train models with no batched adapter (an LSTM). Calling it runs the module on idx[0]."""
+
+    def __init__(self, module: nn.Module, device: str | torch.device):
+        self.module = module.to(device)
+        super().__init__([{n: p.detach() for n, p in module.named_parameters()}], device)
+
+    def _bind(self, flat: torch.Tensor) -> None:
+        super()._bind(flat)
+        for name, leaf in self.views.items():
+            owner, _, attr = name.rpartition(".")
+            mod = self.module.get_submodule(owner) if owner else self.module
+            param = nn.Parameter(leaf.detach()[0])  # shares the buffer's memory
+            param.grad = leaf.grad[0]
+            setattr(mod, attr, param)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.module(idx[0])[None]
