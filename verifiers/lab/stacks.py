@@ -177,20 +177,27 @@ class GPTStack(Stack):
 class ModuleStack(Stack):
     """Any one ``nn.Module`` as a K = 1 stack: its parameters become views of the stack's buffer
     (and their gradients views of its gradient buffer), so the batched AdamW and the one training
-    loop train models with no batched adapter (an LSTM). Calling it runs the module on idx[0]."""
+    loop train models with no batched adapter (an LSTM). Tied weights stay tied. Calling it runs
+    the module on idx[0]."""
 
     def __init__(self, module: nn.Module, device: str | torch.device):
         self.module = module.to(device)
+        first: dict[int, str] = {}
+        self.owners: dict[str, list[tuple[nn.Module, str]]] = {}
+        for name, p in module.named_parameters(remove_duplicate=False):
+            key = first.setdefault(id(p), name)
+            owner, _, attr = name.rpartition(".")
+            self.owners.setdefault(key, []).append(
+                (module.get_submodule(owner) if owner else module, attr))
         super().__init__([{n: p.detach() for n, p in module.named_parameters()}], device)
 
     def _bind(self, flat: torch.Tensor) -> None:
         super()._bind(flat)
         for name, leaf in self.views.items():
-            owner, _, attr = name.rpartition(".")
-            mod = self.module.get_submodule(owner) if owner else self.module
             param = nn.Parameter(leaf.detach()[0])  # shares the buffer's memory
             param.grad = leaf.grad[0]
-            setattr(mod, attr, param)
+            for mod, attr in self.owners[name]:
+                setattr(mod, attr, param)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         return self.module(idx[0])[None]
