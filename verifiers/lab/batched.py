@@ -160,10 +160,10 @@ def lr_table(peaks: Sequence[float], steps: Sequence[int], schedule: str, warmup
 Batch = Callable[[int, list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _step(stack, opt, inp, tgt, lr, wd, clip, aux, alive):
+def _step(stack, opt, inp, tgt, lr, wd, clip, aux, alive, loss):
     """One update of the active members; returns (logits, CE, grad norm), all detached."""
     logits = stack(inp)
-    ce = member_ce(logits, tgt)
+    ce = loss(logits, tgt)
     total = ce + aux(logits) if aux else ce
     alive &= torch.isfinite(total.detach())
     stack.grad.zero_()
@@ -196,11 +196,12 @@ def train(stack: Stack, opt: BatchedAdamW, batch: Batch, lr: Callable[[int], tor
           steps: Sequence[int], weight_decay: Sequence[float], clip: float | None = None,
           aux: Callable[[torch.Tensor], torch.Tensor] | None = None,
           on_step: Callable[[int, torch.Tensor, list[int]], bool | None] | None = None,
-          on_done: Callable[[list[int], list[int]], None] | None = None) -> Trace:
+          on_done: Callable[[list[int], list[int]], None] | None = None,
+          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = member_ce) -> Trace:
     """Train every member for its own number of steps; `batch(step, active)` -> (inputs, targets)
     for the active members. `on_step(step, logits, active)` after each update may return True to
     stop every member; `on_done(done, active)` just before members `done` (positions in `active`)
-    leave the batch (at the end of their run, or at a stop)."""
+    leave the batch (at the end of their run, or at a stop). `loss(logits, targets)` -> (K,)."""
     K, dev = stack.K, stack.flat.device
     wd_all = torch.tensor(list(weight_decay), dtype=stack.flat.dtype, device=dev)
     active, alive = list(range(K)), torch.ones(K, dtype=torch.bool, device=dev)
@@ -209,7 +210,7 @@ def train(stack: Stack, opt: BatchedAdamW, batch: Batch, lr: Callable[[int], tor
         idx = torch.tensor(active, device=dev)
         inp, tgt = batch(step, active)
         lrs, live = lr(step).to(dev)[idx], alive[idx]
-        logits, ce, gn = _step(stack, opt, inp, tgt, lrs, wd_all[idx], clip, aux, live)
+        logits, ce, gn = _step(stack, opt, inp, tgt, lrs, wd_all[idx], clip, aux, live, loss)
         alive[idx] = live
         _record(tr, K, active, loss=ce, grad_norm=gn, lr=lrs)
         stop = bool(on_step(step, logits, active)) if on_step else False

@@ -16,7 +16,8 @@ from .batched import Stack
 from .gpt import GPT, GPTConfig, _alibi_bias, _rope
 from .train import MLPLM
 
-__all__ = ["MLPStack", "GPTStack", "AdderStack", "ModuleStack", "mlp_params"]
+__all__ = ["MLPStack", "NGramStack", "GPTStack", "AdderStack", "ClassifierStack", "ModuleStack",
+           "mlp_params"]
 
 
 def mlp_params(V: int, k: int, d_emb: int, h: int, n_layers: int) -> int:
@@ -201,3 +202,36 @@ class ModuleStack(Stack):
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         return self.module(idx[0])[None]
+
+
+class NGramStack(MLPStack):
+    """K MLP language models read at one position: (K, B, k) contexts -> (K, B, V) logits of the
+    next token (what ``MLPStack`` predicts at a position with a full context)."""
+
+    def __call__(self, ctx: torch.Tensor) -> torch.Tensor:
+        K, B, k = ctx.shape
+        x = self.p("emb")[torch.arange(K, device=ctx.device)[:, None, None], ctx].reshape(K, B, -1)
+        for j in range(self.n_layers):
+            x = F.gelu(torch.baddbmm(self.p(f"b{j}"), x, self.p(f"W{j}")))
+        return torch.baddbmm(self.p(f"b{self.n_layers}"), x, self.p(f"W{self.n_layers}"))
+
+
+class ClassifierStack(Stack):
+    """K GELU MLPs on feature vectors, layer sizes `dims`, each initialised as torch's nn.Linear
+    (U(±1/√fan_in)) under its seed: (K, n, dims[0]) -> (K, n, dims[-1])."""
+
+    def __init__(self, dims: Sequence[int], seeds: Sequence[int], device: str | torch.device):
+        members = []
+        for s in seeds:
+            torch.manual_seed(int(s))
+            lins = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+            members.append({k: v for j, l in enumerate(lins)
+                            for k, v in ((f"W{j}", l.weight.detach().T), (f"b{j}", l.bias.detach()[None]))})
+        super().__init__(members, device)
+        self.n_lin = len(dims) - 1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for j in range(self.n_lin):
+            x = torch.baddbmm(self.p(f"b{j}"), x, self.p(f"W{j}"))
+            x = F.gelu(x) if j < self.n_lin - 1 else x
+        return x
