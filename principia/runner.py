@@ -66,18 +66,21 @@ def _limit_resources(mem_limit: int) -> None:
         pass
 
 
-def _own_group() -> None:
-    """Lead a new process group (the parent kills and measures it whole) and die with the
-    parent: the fork server exits when `verify` does, and PDEATHSIG then ends this group."""
+def _own_group(lifeline: Any) -> None:
+    """Lead a new process group (the parent measures and kills it whole), and end that group
+    when `verify` dies: the parent holds the other end of `lifeline`, so its death is an EOF."""
+    import threading
     os.setsid()
     signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:  # the parent is already gone
+
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()
+        except BaseException:
+            pass
         os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _describe_device(device: str) -> str:
@@ -126,9 +129,9 @@ def _reply(path: str, payload: list[Any]) -> None:
     os.replace(path + ".part", path)
 
 
-def _child(task: Task, reply_path: str, out_path: str) -> None:
+def _child(task: Task, reply_path: str, out_path: str, lifeline: Any) -> None:
     """Runs in the forked process: redirect output, apply limits, call the verifier."""
-    _own_group()
+    _own_group(lifeline)
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -205,7 +208,8 @@ class _Running:
 def _context() -> mp.context.BaseContext:
     # BLAS threads on top of torch's own oversubscribe the cores (one scipy fit went 0.25 s -> 12 s).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ["PYTHONSAFEPATH"] = "1"  # the fork server must not put the cwd before the stdlib
+    from .safepath import child_env  # the fork server finds this package, and no cwd module
+    os.environ.update({k: v for k, v in child_env().items() if k in ("PYTHONSAFEPATH", "PYTHONPATH")})
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
@@ -213,9 +217,9 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def _start(ctx, task: Task, tmpdir: str) -> _Running:
+def _start(ctx, task: Task, tmpdir: str, lifeline: Any) -> _Running:
     base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{task.claim_id}")
-    proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out"), daemon=True)
+    proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out", lifeline), daemon=True)
     proc.start()
     return _Running(task, proc, base + ".reply", base + ".out", time.monotonic())
 
@@ -304,6 +308,7 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
     ctx = _context()
     pending = list(tasks)
     running: list[_Running] = []
+    lifeline, alive = ctx.Pipe(duplex=False)  # never written: closes when this process ends
     with tempfile.TemporaryDirectory(prefix="principia-run-") as tmpdir:
         try:
             while pending or running:
@@ -311,7 +316,7 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
                     task = pending.pop(0)
                     if on_start:
                         on_start(task)
-                    running.append(_start(ctx, task, tmpdir))
+                    running.append(_start(ctx, task, tmpdir, lifeline))
                 for r in list(running):
                     res = _poll(r)
                     if res is not None:
@@ -321,3 +326,5 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
         finally:
             for r in running:  # interrupted: leave no orphans behind
                 _kill_group(r)
+            lifeline.close()
+            alive.close()

@@ -1,0 +1,183 @@
+"""Attacks and faults after `check`: verifier replies, process isolation, results files, merge,
+the site build and the command line. Each fails with a clear message naming the file or field,
+without a traceback, a hang or a write outside the folder."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from principia.runner import Task, run_tasks
+from principia.store import ReadOnlyStore, ResultStore
+from tests.conftest import ROOT, claim_text, write_claim
+
+PWNED = Path("/tmp/principia-pwned")
+
+
+def _run(root: Path, fn: str, params: dict | None = None, mem: int = 2**30, timeout: float = 60):
+    task = Task("t", f"verifiers.faulty:{fn}", params or {}, timeout, mem_limit=mem, root=str(root))
+    (res,) = run_tasks([task])
+    return res
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- replies are plain data
+
+def test_object_in_evidence_is_refused_in_the_child_by_field(kb_root):
+    """An object that pickle would execute is named by its field; the parent never unpickles."""
+    res = _run(kb_root, "object_evidence")
+    assert not res.ok and "evidence.table.0.obj" in res.error["message"]
+    assert not PWNED.exists()
+
+
+def test_tensor_in_evidence_names_the_field_not_a_silent_exit(kb_root):
+    """A torch tensor in the evidence is reported as such, not 'exited with code 0'."""
+    res = _run(kb_root, "tensor_evidence")
+    assert not res.ok and "evidence.table.0.t" in res.error["message"]
+    assert "torch" in res.error["message"] and "without a result" not in res.error["message"]
+
+
+def test_oversized_reply_is_refused(kb_root, monkeypatch):
+    """A reply over the size cap is an error, not read into the parent's memory."""
+    monkeypatch.setattr("principia.runner.REPLY_LIMIT", 2**20)
+    res = _run(kb_root, "huge_evidence", {"rows": 3000})
+    assert not res.ok and "limit" in res.error["message"]
+
+
+# ---------------------------------------------------------------- process isolation
+
+def test_grandchild_memory_counts_against_the_limit(kb_root):
+    """A verifier whose child holds 600 MiB is stopped under a 400 MiB limit."""
+    res = _run(kb_root, "child_allocates", {"mib": 600}, mem=400 * 2**20)
+    assert not res.ok and res.error["type"] == "memory"
+
+
+def test_grandchildren_do_not_outlive_their_verifier(kb_root):
+    """A process a verifier leaves behind is killed with its group."""
+    res = _run(kb_root, "spawns_sleeper")
+    assert res.ok
+    pid = int(res.evidence["measured"]["x"]["value"])
+    deadline = time.time() + 5
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_files_a_verifier_writes_are_not_output(kb_root, tmp_path):
+    """Writing a data file larger than the output cap is legitimate."""
+    res = _run(kb_root, "writes_file", {"path": str(tmp_path / "data.bin"), "mib": 12})
+    assert res.ok, res.error
+
+
+def test_killing_verify_ends_its_verifiers(kb_root, tmp_path):
+    """SIGKILL on `principia verify` leaves no verifier running."""
+    pidfile = tmp_path / "pid"
+    write_claim(kb_root, "hangs-here", claim_text("pid_then_hang", params=f"{{path: '{pidfile}'}}"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "principia", "--root", str(kb_root), "verify"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (pidfile.exists() and pidfile.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    pid = int(pidfile.read_text())
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+# ---------------------------------------------------------------- results files
+
+def _good_result(cid: str = "good-one") -> dict:
+    return {"claim": cid, "tier": "fast", "verdict": "supported", "reason": "", "checks": [],
+            "provenance": {"commit": "abc", "claim_hash": "0" * 16}}
+
+
+@pytest.mark.parametrize("content,words", [
+    ('{"claim": "good-one", "tier": "fast", "verdict": "supported", "checks": 5}', "checks"),
+    ('[1, 2, 3]', "JSON object"),
+    ('{"claim": "other", "tier": "fast", "verdict": "supported"}', "claim"),
+    ('{"claim": "good-one", "tier": "fast", "verdict": "supported", '
+     '"checks": [{"measured": "x", "lo": {}}]}', "checks.0.measured"),
+    ('{not json', "not readable JSON"),
+])
+def test_wrong_shape_results_are_reported_and_never_overwritten(kb_root, capsys, content, words):
+    """show, list and verify name the file and field of a bad results file and keep it."""
+    from principia.cli import main
+    write_claim(kb_root, "good-one", claim_text("good"))
+    path = kb_root / "results" / "good-one.fast.json"
+    path.parent.mkdir()
+    path.write_text(content)
+    for args in (["show", "good-one"], ["list"], ["verify", "good-one"]):
+        main(["--root", str(kb_root), *args])
+        err = "".join(capsys.readouterr())
+        assert str(path) in err and words in err and "Traceback" not in err, (args, err)
+    assert path.read_text() == content
+
+
+def test_one_unwritable_result_does_not_lose_the_others(kb_root):
+    """A results path that is a folder fails that claim only; the others are recorded."""
+    from principia.verify import verify
+    for cid in ("aa-one", "bb-two"):
+        write_claim(kb_root, cid, claim_text("good"))
+    (kb_root / "results" / "aa-one.fast.json").mkdir(parents=True)
+    rows = {r["claim"]: r for r in verify(kb_root)}
+    assert rows["aa-one"]["verdict"] == "error" and "aa-one.fast.json" in rows["aa-one"]["reason"]
+    assert ReadOnlyStore(kb_root / "results").fetch("bb-two", "fast")["verdict"] == "supported"
+
+
+def test_results_are_world_readable_and_leftovers_are_cleaned(tmp_path):
+    """Saved files are 0644; a killed writer's temporary file is removed by the next save."""
+    store = ResultStore(tmp_path)
+    (tmp_path / ".good-one.fast.json.abc.tmp").write_text("")
+    path = store.save(_good_result())
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+    ignored = (ROOT / ".gitignore").read_text()
+    assert "/results/.*.tmp" in ignored and "/results/.lock" in ignored
+
+
+def test_concurrent_writers_lose_no_history(tmp_path):
+    """Two writers appending to one history keep every entry (the folder is locked)."""
+    def writer(offset: int) -> None:
+        store = ResultStore(tmp_path)
+        for i in range(10):
+            r = _good_result()
+            r["key"], r["checks"] = "x", [{"quantity": "x", "measured": float(offset + i)}]
+            store.save(r)
+    threads = [threading.Thread(target=writer, args=(k * 100,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ResultStore(tmp_path).fetch("good-one", "fast")["history"]) == 20
+
+
+# ---------------------------------------------------------------- merge
+
+@pytest.mark.parametrize("name,claim", [("evil.fast.json", "../../evil"),
+                                        ("evil.fast.json", "other"), ("..%2Fx.fast.json", "x")])
+def test_merge_refuses_names_and_contents_that_disagree(tmp_path, name, claim):
+    """A shard file whose contents name another claim or a path writes nothing."""
+    from principia.merge import merge
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / name).write_text(json.dumps({"claim": claim, "tier": "fast", "verdict": "supported"}))
+    changed, problems = merge(tmp_path / "src", tmp_path / "dest" / "a" / "b")
+    assert not changed and problems and name in problems[0]
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "src" not in p.parts]
+    assert [p.name for p in written] in ([], [".lock"])
