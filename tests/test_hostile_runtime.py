@@ -181,3 +181,112 @@ def test_merge_refuses_names_and_contents_that_disagree(tmp_path, name, claim):
     assert not changed and problems and name in problems[0]
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "src" not in p.parts]
     assert [p.name for p in written] in ([], [".lock"])
+
+
+# ---------------------------------------------------------------- site build
+
+def _site_kb(tmp_path: Path) -> Path:
+    from tests.site.conftest import copy_kb
+    return copy_kb(tmp_path / "kb")
+
+
+@pytest.mark.parametrize("target", ["/proc/self/environ", ".git/config"])
+def test_docs_symlink_is_refused_by_name(tmp_path, target):
+    """A symlink in docs/ is never copied into the site or its search index."""
+    from principia.site import SiteError, write_pages
+    root = _site_kb(tmp_path)
+    (root / "docs").mkdir()
+    (root / "docs" / "about.md").write_text("# About\n")
+    (root / "docs" / "leak.md").symlink_to(target)
+    with pytest.raises(SiteError, match="docs/leak.md' is a symlink"):
+        write_pages(root)
+    assert not list((root / "build").rglob("leak.md"))
+
+
+def test_concurrent_page_writes_leave_a_usable_folder(tmp_path):
+    """Two builds writing at once never leave build/docs in a state that refuses the next one."""
+    from principia.site import write_pages
+    root = _site_kb(tmp_path)
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            write_pages(root)
+        except BaseException as e:  # collected: a thread's exception would otherwise vanish
+            errors.append(e)
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    docs = write_pages(root)
+    assert (docs / ".principia-generated").exists() and (docs / "dashboard.md").exists()
+    assert not [p for p in (root / "build").iterdir() if p.name != "docs"]
+
+
+def test_build_error_is_a_message_not_a_traceback(kb_root, capsys):
+    """`principia build` on an invalid knowledge base prints the problems and exits 1."""
+    from principia.cli import main
+    (kb_root / "claims" / "broken.yaml").write_text("title: [")
+    assert main(["--root", str(kb_root), "build"]) == 1
+    err = capsys.readouterr().err
+    assert "claims/broken.yaml" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- principia new, show, CLI
+
+@pytest.mark.parametrize("args,words", [
+    (["--topic", "../../x"], "--topic"), (["--topic", "a/b"], "--topic"),
+    (["--section", "how-scaling\ninjected: true"], "--section")])
+def test_new_refuses_paths_and_yaml_injection(kb_root, capsys, args, words):
+    """`principia new` validates --topic and --section before writing anything."""
+    from principia.cli import main
+    before = sorted(p for p in kb_root.parent.rglob("*") if not p.is_symlink())
+    assert main(["--root", str(kb_root), "new", "fresh-claim", *args]) == 2
+    assert words in capsys.readouterr().err
+    assert sorted(p for p in kb_root.parent.rglob("*") if not p.is_symlink()) == before
+
+
+def test_show_prints_terminal_escapes_from_results_harmlessly(kb_root, capsys):
+    """A reason carrying ANSI escapes is shown with the escapes made visible."""
+    from principia.cli import main
+    write_claim(kb_root, "good-one", claim_text("good"))
+    r = _good_result()
+    r["reason"] = "\x1b[2J\x1b[31mcleared\x00"
+    ResultStore(kb_root / "results").save(r)
+    assert main(["--root", str(kb_root), "show", "good-one"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x00" not in out and "cleared" in out
+
+
+def test_verify_summary_prints_each_error_reason(kb_root, capsys):
+    """The summary names why each errored claim failed."""
+    from principia.cli import main
+    write_claim(kb_root, "raises-one", claim_text("raises"))
+    assert main(["--root", str(kb_root), "verify"]) == 1
+    assert "raises-one: RuntimeError: deliberate failure" in capsys.readouterr().out
+
+
+def test_a_subcommand_that_fails_to_import_is_reported(monkeypatch, capsys):
+    """A broken subcommand module is listed and explains itself; it never silently vanishes."""
+    import importlib
+    from principia import cli
+    real = importlib.import_module
+
+    def broken(name, *a):
+        if name == "principia.fitcli":
+            raise ImportError("no module named 'scipy'")
+        return real(name, *a)
+    monkeypatch.setattr(importlib, "import_module", broken)
+    assert cli.main(["fit", "runs.csv"]) == 1
+    assert "principia.fitcli failed to import" in capsys.readouterr().err
+
+
+def test_check_no_import_loads_neither_torch_nor_scipy():
+    """`principia check --no-import` stays light: no verifier, torch or scipy import."""
+    code = ("import sys; from principia.cli import main; main(['--root', sys.argv[1], 'check', "
+            "'--no-import']); print(sorted(m for m in ('torch', 'scipy', 'verifiers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120).stdout
+    assert out.strip().endswith("[]"), out
