@@ -96,8 +96,17 @@ def calc_flops(N: float, D: float, k: float = 6.0) -> dict[str, float]:
     return {"flops": C, "pf_days": pf_days(C)}
 
 
-def calc_chinchilla(C: float, fit: str = "hoffmann", **override: float | None) -> dict[str, float]:
-    """Compute-optimal N, D (Hoffmann Eq. 4) for a named fit, optionally overriding E/A/B/α/β."""
+# The fit that reproduces Hoffmann et al.'s own result (40B parameters at Gopher's 5.76e23 FLOPs,
+# Fig. 4 caption); Eq. 10's rounded constants give 32B there.
+DEFAULT_FIT = "hoffmann-unrounded"
+ROUNDED_WARNING = ("Eq. 10's rounded constants do not reproduce the paper's own optimum "
+                   "(32B instead of 40B parameters at Gopher's budget); hoffmann-unrounded does")
+
+
+def calc_chinchilla(C: float, fit: str = DEFAULT_FIT, **override: float | None) -> dict[str, Any]:
+    """Compute-optimal N, D (Hoffmann Eq. 4) for a named fit, optionally overriding E/A/B/α/β.
+
+    The payload names the fit it used (and its source), and warns when that is the rounded one."""
     if fit not in FITS:
         raise ValueError(f"fit must be one of {sorted(FITS)} (got {fit!r})")
     base = FITS[fit]
@@ -112,7 +121,11 @@ def calc_chinchilla(C: float, fit: str = "hoffmann", **override: float | None) -
         "custom", **{k: given.get(k, getattr(base, k)) for k in ("E", "A", "B", "alpha", "beta")},
         source=f"{base.source}, with {', '.join(sorted(given))} given")
     opt = chinchilla_optimum(C, f)
-    return {k: opt[k] for k in ("params", "tokens", "tokens_per_param")}
+    out: dict[str, Any] = {k: opt[k] for k in ("params", "tokens", "tokens_per_param")}
+    out.update(fit=f.name if given else fit, fit_source=f.source)
+    if fit == "hoffmann":
+        out["warning"] = ROUNDED_WARNING
+    return out
 
 
 def calc_zero(N: float, K: int, stage: int, k: float = 12.0) -> dict[str, float]:
@@ -148,8 +161,9 @@ def _show_flops(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 def _show_chinchilla(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
     r = calc_chinchilla(a.compute, a.fit, E=a.E, A=a.A, B=a.B, alpha=a.alpha, beta=a.beta)
-    return r, _table([("fit", a.fit), ("params", f"{r['params']:.4g}"),
-                      ("tokens", f"{r['tokens']:.4g}"), ("tokens_per_param", f"{r['tokens_per_param']:.2f}")])
+    rows = [("fit", f"{r['fit']} ({r['fit_source']})"), ("params", f"{r['params']:.4g}"),
+            ("tokens", f"{r['tokens']:.4g}"), ("tokens_per_param", f"{r['tokens_per_param']:.2f}")]
+    return r, _table(rows + ([("warning", r["warning"])] if "warning" in r else []))
 
 
 def _show_zero(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -188,8 +202,9 @@ def _add_commands(sub: Any) -> None:
 
     p = cmd("chinchilla", "compute-optimal parameters and tokens (Hoffmann Eq. 4)", _show_chinchilla)
     p.add_argument("--compute", type=_positive, required=True, metavar="C", help="training FLOPs")
-    p.add_argument("--fit", choices=sorted(FITS), default="hoffmann",
-                   help="hoffmann (Eq. 10 as printed), hoffmann-unrounded, epoch (Besiroglu 2024)")
+    p.add_argument("--fit", choices=sorted(FITS), default=DEFAULT_FIT,
+                   help=f"{DEFAULT_FIT} (default: Eq. 10 before rounding, which reproduces the paper's "
+                        "40B at Gopher's budget), hoffmann (Eq. 10 as printed), epoch (Besiroglu 2024)")
     for name in ("E", "A", "B", "alpha", "beta"):
         p.add_argument(f"--{name}", type=_positive, default=None, help=f"override the fit's {name}")
 

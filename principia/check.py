@@ -22,8 +22,9 @@ from typing import Any
 
 from .loader import KnowledgeBase, Problem, load_kb
 from .registry import param_problems, resolve, spec_problem
+from .schema import NUMERIC_KINDS
 
-__all__ = ["check", "param_sets", "probe_main", "PROBE_TIMEOUT", "CACHE_FILE"]
+__all__ = ["check", "param_sets", "probe_main", "report_findings", "falsifier_problems", "PROBE_TIMEOUT", "CACHE_FILE"]
 
 PROBE_TIMEOUT = 60.0  # seconds for one child to import every verifier it is given
 CACHE_FILE = Path("build") / "check-cache.json"
@@ -58,6 +59,13 @@ def _problems_for(root: Path, item: dict[str, Any]) -> list[list[str]]:
                 seen.add((name, msg))
                 out.append([rel, field, msg])
     return out
+
+
+def falsifier_problems(kb: KnowledgeBase) -> list[Problem]:
+    """A numeric claim must be able to fail: closed-form claims declare at least one falsifier."""
+    return [Problem(kb.files[cid], "falsify", f"kind '{c.kind}' needs at least one 'falsify' entry: "
+                    "perturbed params under which the claim must come out refuted")
+            for cid, c in sorted(kb.claims.items()) if c.kind in NUMERIC_KINDS and not c.falsify]
 
 
 def probe_main(root: str) -> None:
@@ -179,6 +187,19 @@ def check(root: Path | str = ".", import_verifiers: bool = True, timeout: float 
         why = spec_problem(kb.root, spec) if spec else None
         if why:
             kb.problems.append(Problem(kb.files[cid], "verifier", why))
+    kb.problems += falsifier_problems(kb)
     if import_verifiers:
         kb.problems += _verifier_problems(kb, timeout, use_cache)
     return kb
+
+
+def report_findings(kb: KnowledgeBase, strict: bool, out=None) -> int:
+    """Print what the recorded results say about the claims (stale, tiers disagreeing, no
+    replication); return how many make ``check --strict`` fail. Nothing is run."""
+    import sys
+    from .audit import findings
+    out = out or sys.stderr
+    found = findings(kb)
+    for f in found:
+        print(f"{'error' if strict and f.strict else 'warning'}: {f}", file=out)
+    return sum(f.strict for f in found) if strict else 0

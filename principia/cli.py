@@ -28,6 +28,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{len(kb.problems)} problem(s) in {len(kb.claims)} valid claim(s) + invalid files",
               file=sys.stderr)
         return 1
+    from .check import report_findings
+    failing = report_findings(kb, strict=args.strict)
+    if failing:
+        print(f"{failing} stale result(s) or unexplained tier disagreement(s) (--strict)",
+              file=sys.stderr)
+        return 1
     kinds: dict[str, int] = {}
     for c in kb.claims.values():
         kinds[c.kind] = kinds.get(c.kind, 0) + 1
@@ -108,7 +114,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         n = len(select(kb, args.ids or None, shard))
     except KeyError as e:
-        print(f"error: no claim with id {e}", file=sys.stderr)
+        print(f"error: no claim with id {e.args[0]}", file=sys.stderr)
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
                   device=device, shard=shard, results_dir=args.results,
@@ -160,6 +166,13 @@ def cmd_new(args: argparse.Namespace) -> int:
     return scaffold(_root(args), args.id, topic=args.topic, section=args.section)
 
 
+def _new_epilog(root: Path = Path(".")) -> str:
+    """The topics and sections `principia new` accepts, read from the knowledge base here."""
+    from .scaffold import sections, topics
+    wrap = lambda xs: "\n".join("  " + " ".join(xs[i:i + 6]) for i in range(0, len(xs), 6)) or "  (none found)"
+    return f"topics (verifiers/*.py):\n{wrap(topics(root))}\n\nsections:\n{wrap(sorted(sections(root)))}"
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="principia", description=__doc__)
     ap.add_argument("--root", default=".", help="the knowledge base's folder (default: .)")
@@ -168,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate every claim without running anything")
     p.add_argument("--no-import", action="store_true",
                    help="skip checking parameters against the verifiers' signatures")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on stale results and on tier disagreements 'tiers_note' does not explain")
     p.add_argument("--full", action="store_true",
                    help="check every claim's parameters, ignoring the cache of unchanged ones")
     p.set_defaults(fn=cmd_check)
@@ -205,10 +220,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_list)
 
-    p = sub.add_parser("new", help="scaffold a claim, a verifier stub and its test")
-    p.add_argument("id")
-    p.add_argument("--topic", default=None, help="verifier module name (default: from the id)")
-    p.add_argument("--section", default=None)
+    p = sub.add_parser("new", help="scaffold a claim, a verifier stub and its test",
+                       description="Write claims/ID.yaml, a stub ID() in verifiers/TOPIC.py and its test "
+                                   "in tests/verifiers/test_TOPIC.py. `check` fails until every 'TODO:' "
+                                   "in the claim is filled in.",
+                       epilog=_new_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("id", help="the claim id: lower-case words joined by '-'")
+    p.add_argument("--topic", required=True, help="an existing verifier module (listed below)")
+    p.add_argument("--section", required=True, help="a section of claims/_sections.yaml (listed below)")
     p.set_defaults(fn=cmd_new)
 
     for name, mod in (("calc", "calc"), ("fit", "fitcli")):

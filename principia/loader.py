@@ -321,4 +321,11 @@ def load_kb(root: Path | str = ".") -> KnowledgeBase:
             continue
         _load_claim(kb, path)
     _cross_checks(kb)
+    _table_checks(kb)
     return kb
+
+
+def _table_checks(kb: KnowledgeBase) -> None:
+    """Published claims' transcribed tables load cleanly (principia/tables.py)."""
+    from .tables import table_problems
+    kb.problems += table_problems(kb)

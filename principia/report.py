@@ -39,7 +39,8 @@ def _warn(store: ReadOnlyStore) -> None:
 def show(root: Path, cid: str, as_json: bool = False) -> int:
     kb = load_kb(root)
     if cid not in kb.claims:
-        print(f"error: no claim with id '{cid}'", file=sys.stderr)
+        from .verify import did_you_mean
+        print(f"error: no claim with id '{cid}'{did_you_mean(cid, list(kb.claims))}", file=sys.stderr)
         return 2
     c = kb.claims[cid]
     store = ReadOnlyStore(kb.root / "results")

@@ -41,6 +41,7 @@ class Task:
     threads: int = 1
     mem_limit: int = DEFAULT_MEM_LIMIT
     root: str = ""  # the knowledge base's folder: its verifiers are imported from here
+    tables: dict[str, list[dict[str, Any]]] | None = None  # a published claim's transcribed rows
 
 
 @dataclass
@@ -142,7 +143,8 @@ def _child(task: Task, reply_path: str, out_path: str, lifeline: Any) -> None:
         from principia.evidence import Evidence
         from principia.registry import bind, resolve
         fn = resolve(task.verifier, task.root or None)
-        kwargs = bind(fn, task.params, device=task.device, tier=task.tier)
+        extra = {"tables": task.tables} if task.tables is not None else {}
+        kwargs = bind(fn, task.params, device=task.device, tier=task.tier, **extra)
         ev = fn(**kwargs)
         if not isinstance(ev, Evidence):
             raise TypeError(f"verifier returned {type(ev).__name__}, expected principia.evidence.Evidence")

@@ -8,6 +8,8 @@ A result file (``results/<id>.<tier>.json``) holds::
      "error": {"type", "message", "output_tail"} | null,
      "provenance": {"inputs_key", "claim_hash", "code_hash", "commit", "dirty", "versions",
                     "device", "duration_s", "peak_rss_mib", "finished_at", "engine"},
+     "claim_hash": str,                            # principia.audit.claim_hash of the claim judged
+     "replication": {...}, "scale": {...},         # copied from the evidence when reported
      "history": [{"finished_at", "verdict", "key", "value", "commit", "claim_hash"}]}  # newest last
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the old file,
@@ -198,8 +200,6 @@ def _history_entry(result: dict[str, Any]) -> dict[str, Any]:
     for c in result.get("checks", []):
         if c.get("quantity") == key:
             value = c.get("measured")
-    entry = {"finished_at": prov.get("finished_at"), "verdict": result.get("verdict"),
-             "key": key, "value": value, "commit": prov.get("commit")}
-    if prov.get("claim_hash"):
-        entry["claim_hash"] = prov["claim_hash"]
-    return entry
+    return {"finished_at": prov.get("finished_at"), "verdict": result.get("verdict"),
+            "key": key, "value": value, "commit": prov.get("commit"),
+            "claim_hash": result.get("claim_hash")}

@@ -23,6 +23,7 @@ CLAIM = textwrap.dedent("""\
     decision:
       checks:
         - {quantity: x, op: approx, value: 1, rel_tol: 0.1}
+    falsify: [{params: {}, why: "a fixture: never run"}]
     """)
 
 

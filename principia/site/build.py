@@ -20,8 +20,11 @@ import yaml
 
 from ..loader import KnowledgeBase, load_kb
 from .bib import bibliography_page, bibtex
+from .cite import changelog_page
 from .claimpage import claim_page
+from .home import home_page, tag_pages, tags_index
 from .model import load_site_data
+from .plots import FigureStore
 from .pages import (claims_json, dashboard_page, errata_page, graph_page, group_md, group_page,
                     groups, groups_index, nav, section_page, sections_of)
 from .text import claim_md, section_md
@@ -30,9 +33,10 @@ __all__ = ["SiteError", "write_pages", "build_site", "config_file", "REPO", "GEN
 
 REPO = Path(__file__).resolve().parents[2]  # the project checkout holding mkdocs.yml and docs/
 GENERATED = Path("build") / "docs"
+FIGURE_CACHE = Path("build") / "figure-cache"  # drawn figures by content hash, kept between builds
 NAV_FILE = ".nav.json"  # MkDocs skips dot-files, the hook reads it
 MARKER = ".principia-generated"
-GENERATED_PAGES = ("dashboard.md", "errata.md", "graph.md", "bibliography.md")  # a docs/ page of the same name is replaced
+GENERATED_PAGES = ("dashboard.md", "errata.md", "graph.md", "bibliography.md", "changelog.md", "index.md")  # a docs/ page of the same name is replaced
 
 
 class SiteError(RuntimeError):
@@ -54,16 +58,33 @@ class _AnyTagLoader(yaml.SafeLoader):
     """Reads mkdocs.yml, ignoring tags such as !ENV or !!python/name (values become None)."""
 
 
+def _env(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """MkDocs' !ENV: the first set variable of a [VAR, ..., default] list, else the default."""
+    names = loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else [loader.construct_scalar(node)]
+    for n in names[:-1] if len(names) > 1 else names:
+        if os.environ.get(str(n)):
+            return os.environ[str(n)]
+    return names[-1] if len(names) > 1 else None
+
+
+_AnyTagLoader.add_constructor("!ENV", _env)
 _AnyTagLoader.add_multi_constructor("", lambda loader, suffix, node: None)
 _AnyTagLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
 
 
-def edit_base(cfg_path: Path) -> str:
-    """'https://…/edit/main/' from the config's edit_uri ('…/edit/main/docs/'): claims live beside docs/."""
+def site_config(cfg_path: Path) -> dict[str, Any]:
+    """The MkDocs configuration as plain data ({} when it cannot be read)."""
     try:
-        cfg: dict[str, Any] = yaml.load(cfg_path.read_text(encoding="utf-8"), Loader=_AnyTagLoader) or {}
+        cfg = yaml.load(cfg_path.read_text(encoding="utf-8"), Loader=_AnyTagLoader) or {}
     except (OSError, yaml.YAMLError):
-        return ""
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def edit_base(cfg_path: Path) -> str:
+    """'https://…/edit/main/' from the config's edit_uri ('…/edit/main/docs/'): claims live beside
+    docs/. Empty unless the configuration declares its repository (no edit link to a guess)."""
+    cfg = site_config(cfg_path)
     uri = str(cfg.get("edit_uri") or "")
     if not uri.startswith(("http://", "https://")):
         repo = str(cfg.get("repo_url") or "").rstrip("/")
@@ -143,9 +164,16 @@ _HOME = """# Principia
 
 An executable knowledge base of the principles of training large language models. Every claim
 is checked by code; the verdict comes from the claim's own decision rule.
-
-See the [dashboard](dashboard.md), the [claims by section](groups/index.md) and the [graph](graph.md).
 """
+
+
+def _intro(src: Path) -> str:
+    """The hand-written home page text (docs/index.md) the claims table goes into."""
+    own = src / "index.md"
+    text = own.read_text(encoding="utf-8") if own.is_file() else _HOME
+    if text.startswith("---\n") and "\n---\n" in text[4:]:
+        text = text[4:].split("\n---\n", 1)[1]  # the generated front matter replaces it
+    return text
 
 
 def write_pages(root: Path | str, kb: KnowledgeBase | None = None, dest: Path | None = None) -> Path:
@@ -166,9 +194,18 @@ def _write_all(root: Path, kb: KnowledgeBase | None, dest: Path) -> None:
     """Every generated page, the copied docs/ pages and the navigation, into `dest`."""
     data = load_site_data(root, kb)
     about, others = _hand_written(_docs_source(root), dest)
-    base = edit_base(config_file(root))
+    cfg_path = config_file(root)
+    base, site_url = edit_base(cfg_path), str(site_config(cfg_path).get("site_url") or "")
+    store = FigureStore(root / FIGURE_CACHE, dest)
+    store.prepare([f for v in data.views.values() for f in ((v.shown or {}).get("evidence") or {}).get("figures") or []
+                   if isinstance(f, dict)])
     for cid, v in data.views.items():
-        _write(dest, claim_md(cid), claim_page(v, data, base))
+        _write(dest, claim_md(cid), claim_page(v, data, store, base, site_url))
+    for rel, text in tag_pages(data).items():
+        _write(dest, rel, text)
+    _write(dest, "tags/index.md", tags_index(data))
+    _write(dest, "changelog.md", changelog_page(data))
+    _write(dest, "index.md", home_page(data, _intro(_docs_source(root))))
     by = sections_of(data)
     for group, sids in groups(data).items():
         _write(dest, group_md(group), group_page(data, group, sids))
@@ -181,8 +218,6 @@ def _write_all(root: Path, kb: KnowledgeBase | None, dest: Path) -> None:
     _write(dest, "bibliography.md", bibliography_page(data))
     _write(dest, "references.bib", bibtex(data))
     _write(dest, "claims.json", claims_json(data))
-    if not (dest / "index.md").exists():
-        _write(dest, "index.md", _HOME)
     _write(dest, NAV_FILE, json.dumps(nav(data, about, others), indent=1))
 
 
