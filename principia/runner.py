@@ -16,7 +16,8 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["Task", "TaskResult", "run_tasks", "DEFAULT_MEM_LIMIT", "OUTPUT_LIMIT", "REPLY_LIMIT"]
 
@@ -210,8 +211,6 @@ class _Running:
 def _context() -> mp.context.BaseContext:
     # BLAS threads on top of torch's own oversubscribe the cores (one scipy fit went 0.25 s -> 12 s).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from .safepath import child_env  # the fork server finds this package, and no cwd module
-    os.environ.update({k: v for k, v in child_env().items() if k in ("PYTHONSAFEPATH", "PYTHONPATH")})
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
@@ -219,10 +218,28 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
+@contextmanager
+def _server_env() -> Iterator[None]:
+    """While the fork server may be started: it finds this package, and no module of the
+    working folder (PYTHONSAFEPATH). Restored after, so our own subprocesses are unaffected."""
+    from .safepath import child_env
+    saved = {k: os.environ.get(k) for k in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    os.environ.update({k: child_env()[k] for k in saved})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _start(ctx, task: Task, tmpdir: str, lifeline: Any) -> _Running:
     base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{task.claim_id}")
     proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out", lifeline), daemon=True)
-    proc.start()
+    with _server_env():
+        proc.start()
     return _Running(task, proc, base + ".reply", base + ".out", time.monotonic())
 
 

@@ -290,3 +290,33 @@ def test_check_no_import_loads_neither_torch_nor_scipy():
     out = subprocess.run([sys.executable, "-c", code, str(ROOT)], cwd=ROOT, capture_output=True,
                          text=True, timeout=120).stdout
     assert out.strip().endswith("[]"), out
+
+
+# ---------------------------------------------------------------- stale and forged results
+
+def _forged(kb_root: Path) -> Path:
+    """A results file claiming 'supported' for a claim whose current version it never judged."""
+    write_claim(kb_root, "good-one", claim_text("good"))
+    r = _good_result()
+    r["claim_hash"] = "f" * 16
+    return ResultStore(kb_root / "results").save(r)
+
+
+def test_list_and_show_never_present_a_stale_result_as_current(kb_root, capsys):
+    """A result judged by another claim version is shown as 'stale', not as its verdict."""
+    from principia.cli import main
+    _forged(kb_root)
+    main(["--root", str(kb_root), "list", "--json"])
+    assert json.loads(capsys.readouterr().out)[0]["verdict"] == "stale"
+    main(["--root", str(kb_root), "show", "good-one"])
+    out = capsys.readouterr().out
+    assert "verdict: stale" in out and "recorded verdict supported is stale" in out
+
+
+def test_merge_with_root_refuses_stale_results(kb_root, tmp_path):
+    """`merge --root` does not copy a result whose claim hash differs from the claim's."""
+    from principia.merge import main as merge_main
+    path = _forged(kb_root)
+    dest = tmp_path / "dest"
+    assert merge_main([str(path.parent), str(dest), "--root", str(kb_root)]) == 1
+    assert not (dest / path.name).exists()
