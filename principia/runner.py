@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import contextlib
 import os
 import signal
 import sys
@@ -17,7 +16,8 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["Task", "TaskResult", "run_tasks", "DEFAULT_MEM_LIMIT", "OUTPUT_LIMIT", "REPLY_LIMIT"]
 
@@ -68,18 +68,21 @@ def _limit_resources(mem_limit: int) -> None:
         pass
 
 
-def _own_group() -> None:
-    """Lead a new process group (the parent kills and measures it whole) and die with the
-    parent: the fork server exits when `verify` does, and PDEATHSIG then ends this group."""
+def _own_group(lifeline: Any) -> None:
+    """Lead a new process group (the parent measures and kills it whole), and end that group
+    when `verify` dies: the parent holds the other end of `lifeline`, so its death is an EOF."""
+    import threading
     os.setsid()
     signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:  # the parent is already gone
+
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()
+        except BaseException:
+            pass
         os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _describe_device(device: str) -> str:
@@ -128,9 +131,9 @@ def _reply(path: str, payload: list[Any]) -> None:
     os.replace(path + ".part", path)
 
 
-def _child(task: Task, reply_path: str, out_path: str) -> None:
+def _child(task: Task, reply_path: str, out_path: str, lifeline: Any) -> None:
     """Runs in the forked process: redirect output, apply limits, call the verifier."""
-    _own_group()
+    _own_group(lifeline)
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -215,25 +218,27 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-@contextlib.contextmanager
-def _safe_path():
-    """The fork server (started by the first child) must not put the cwd before the stdlib; set
-    only while starting, so the caller's own later subprocesses keep their usual sys.path."""
-    old = os.environ.get("PYTHONSAFEPATH")
-    os.environ["PYTHONSAFEPATH"] = "1"
+@contextmanager
+def _server_env() -> Iterator[None]:
+    """While the fork server may be started: it finds this package, and no module of the
+    working folder (PYTHONSAFEPATH). Restored after, so our own subprocesses are unaffected."""
+    from .safepath import child_env
+    saved = {k: os.environ.get(k) for k in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    os.environ.update({k: child_env()[k] for k in saved})
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("PYTHONSAFEPATH", None)
-        else:
-            os.environ["PYTHONSAFEPATH"] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-def _start(ctx, task: Task, tmpdir: str) -> _Running:
+def _start(ctx, task: Task, tmpdir: str, lifeline: Any) -> _Running:
     base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{task.claim_id}")
-    proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out"), daemon=True)
-    with _safe_path():
+    proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out", lifeline), daemon=True)
+    with _server_env():
         proc.start()
     return _Running(task, proc, base + ".reply", base + ".out", time.monotonic())
 
@@ -322,6 +327,7 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
     ctx = _context()
     pending = list(tasks)
     running: list[_Running] = []
+    lifeline, alive = ctx.Pipe(duplex=False)  # never written: closes when this process ends
     with tempfile.TemporaryDirectory(prefix="principia-run-") as tmpdir:
         try:
             while pending or running:
@@ -329,7 +335,7 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
                     task = pending.pop(0)
                     if on_start:
                         on_start(task)
-                    running.append(_start(ctx, task, tmpdir))
+                    running.append(_start(ctx, task, tmpdir, lifeline))
                 for r in list(running):
                     res = _poll(r)
                     if res is not None:
@@ -339,3 +345,5 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
         finally:
             for r in running:  # interrupted: leave no orphans behind
                 _kill_group(r)
+            lifeline.close()
+            alive.close()
