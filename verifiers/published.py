@@ -230,3 +230,33 @@ def toxicity_filter_gains(tables: dict[str, Rows], table: str, comparator: Pos, 
                  caption=", ".join(f"{i}: {k}" for i, k in enumerate(shared)) + ". " + _provenance_note(rows))
     return Evidence(measured, figures=[fig], table=[{"domain": k, "inverse": inv[k], "standard": std[k]}
                                                     for k in shared], notes=[_provenance_note(rows)])
+
+
+# ---------------------------------------------------------------- benchmarks vs human preference
+
+def rank_agreement(tables: dict[str, Rows], table: str, benchmark: str, human: str, draws: PosInt,
+                   seed: int, perturb: list[dict[str, Any]]) -> Evidence:
+    """Spearman rank correlation between a benchmark and a human-preference rating over the
+    published models (percentile bootstrap over models), and the share of model pairs they order
+    differently (Kendall's discordant pairs)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    rows = perturbed(_table(tables, table), perturb)
+    x = np.array([r[benchmark] for r in rows], dtype=float)
+    y = np.array([r[human] for r in rows], dtype=float)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(draws):
+        i = rng.integers(0, len(x), len(x))
+        if len(set(x[i])) > 1 and len(set(y[i])) > 1:
+            boot.append(spearmanr(x[i], y[i]).statistic)
+    rho = float(spearmanr(x, y).statistic)
+    tau = float(kendalltau(x, y).statistic)
+    measured = {
+        "spearman": Measure(rho, *np.percentile(boot, [2.5, 97.5]), n=len(x),
+                            note=f"{benchmark} vs {human} over {len(x)} models (bootstrap over models, 95%)"),
+        "discordant_share": Measure((1 - tau) / 2, note="share of model pairs the two order differently"),
+    }
+    fig = Figure(f"{benchmark} against {human}", benchmark, human,
+                 [Series("published models", x, y, style="points")], caption=_provenance_note(rows))
+    return Evidence(measured, figures=[fig], notes=[_provenance_note(rows)])
