@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.evidence import Evidence, Figure, Series, interval_from_samples
 from principia.types import Frac, Pos, PosInt, Seeds
 
 __all__ = ["addition_batch", "train_adder", "exact_match_run"]
