@@ -17,6 +17,17 @@ from ..store import ReadOnlyStore
 
 __all__ = ["ClaimView", "SiteData", "load_site_data", "NOT_VERIFIED", "BAD"]
 
+try:  # principia/audit.py comes from another branch; until it is merged, the same rules here
+    from ..audit import is_stale, tiers_agree
+except ImportError:  # pragma: no cover - removed once audit.py is on main
+    def is_stale(claim: Claim, result: dict[str, Any] | None) -> bool:
+        return False
+
+    def tiers_agree(fast: dict[str, Any] | None, full: dict[str, Any] | None) -> bool:
+        if not isinstance(fast, dict) or not isinstance(full, dict):
+            return True
+        return fast.get("verdict") == full.get("verdict")
+
 NOT_VERIFIED = "not-verified"
 BAD = ("refuted", "error")  # a claim that uses one of these is at risk
 TIER_ORDER = ("full", "fast")
@@ -66,6 +77,27 @@ class ClaimView:
             if isinstance(c, dict) and c.get("quantity") == key:
                 return key, c.get("measured"), c
         return key, None, None
+
+    def tier_verdict(self, tier: str) -> str | None:
+        r = self.results.get(tier)
+        return str(r.get("verdict") or "error") if r else None
+
+    @property
+    def tiers_disagree(self) -> bool:
+        return not tiers_agree(self.results.get("fast"), self.results.get("full"))
+
+    @property
+    def stale(self) -> bool:
+        """The shown result was judged by a version of the claim that has since changed."""
+        return bool(self.shown) and is_stale(self.claim, self.shown)
+
+    def extra(self, name: str) -> dict[str, Any]:
+        """An optional top-level result field (``scale``, ``replication``) as a dict, else {}."""
+        for t in TIER_ORDER:
+            x = (self.results.get(t) or {}).get(name)
+            if isinstance(x, dict) and x:
+                return x
+        return {}
 
     @property
     def waiting_full(self) -> bool:
