@@ -20,6 +20,8 @@ __all__ = ["perturbed", "wilson", "bootstrap_median", "emergence_scales", "u_sha
            "curation_yields", "ring_bytes_per_gpu", "fsdp_scaling"]
 
 Rows = list[dict[str, Any]]
+# Nothing is re-sampled here: the published points are the data, so intervals are over them.
+FIXED = {"data_draws": 1, "seeds": 0, "reason": "one fixed published table; intervals, where any, are over its points"}
 
 
 def perturbed(rows: Rows, perturb: list[dict[str, Any]]) -> Rows:
@@ -91,7 +93,8 @@ def emergence_scales(tables: dict[str, Rows], table: str, threshold: Pos, near: 
                  yscale="log", caption=_provenance_note(rows))
     table_rows = [{"ability": rows[i]["ability"], "params": rows[i]["params"], "model": rows[i]["model"],
                    "locator": rows[i]["locator"]} for i in order]
-    return Evidence(measured, figures=[fig], table=table_rows, notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=[fig], table=table_rows, notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- U-shaped scaling (Wei et al. 2022b)
@@ -113,7 +116,8 @@ def u_shaped_counts(tables: dict[str, Rows], table: str, version: str,
                                 note="share no longer inverse at the largest size (Wilson 95%)"),
         "still_inverse_tasks": Measure(by.get("inverse", 0), n=n),
     }
-    return Evidence(measured, table=[{**r} for r in rows], notes=[_provenance_note(rows)])
+    return Evidence(measured, table=[dict(r) for r in rows], notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- curation yield
@@ -137,7 +141,8 @@ def curation_yields(tables: dict[str, Rows], low: Frac, high: Frac,
                   Series(f"claimed band {low:g}–{high:g}", [1, len(out)], [low, low], style="dashed"),
                   Series("", [1, len(out)], [high, high], style="dashed")], yscale="log",
                  caption=_provenance_note(rows))
-    return Evidence(measured, figures=[fig], table=out, notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=[fig], table=out, notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- FSDP scaling (Zhao et al. 2023)
@@ -172,7 +177,8 @@ def fsdp_scaling(tables: dict[str, Rows], table: str, P_small: PosInt, P_large: 
                    [Series("TFLOPS per GPU (published)", Ps, [tf[P] / tf[Ps[0]] for P in Ps], style="points"),
                     Series("ring bytes per GPU (closed form)", Ps, [v / vol[0] for v in vol], style="dashed")],
                    xscale="log", caption=_provenance_note(rows))]
-    return Evidence(measured, figures=figs, table=[dict(r) for r in rows], notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=figs, table=[dict(r) for r in rows], notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- code in pre-training (ablations)
@@ -192,7 +198,8 @@ def code_ablation_gains(tables: dict[str, Rows], table: str, perturb: list[dict[
         "code_share_of_reasoning": Measure(g["nl-reasoning"] / (1 + g["nl-reasoning"]),
                                            note="share of the with-code reasoning score that disappears without code"),
     }
-    return Evidence(measured, table=[dict(r) for r in rows], notes=[_provenance_note(rows)])
+    return Evidence(measured, table=[dict(r) for r in rows], notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- toxicity filters (Longpre et al. 2023)
@@ -229,7 +236,7 @@ def toxicity_filter_gains(tables: dict[str, Rows], table: str, comparator: Pos, 
                   Series(f"standard T={comparator:g}", range(len(shared)), [std[k] for k in shared], style="points")],
                  caption=", ".join(f"{i}: {k}" for i, k in enumerate(shared)) + ". " + _provenance_note(rows))
     return Evidence(measured, figures=[fig], table=[{"domain": k, "inverse": inv[k], "standard": std[k]}
-                                                    for k in shared], notes=[_provenance_note(rows)])
+                                                    for k in shared], notes=[_provenance_note(rows)], replication=FIXED)
 
 
 # ---------------------------------------------------------------- benchmarks vs human preference
@@ -258,4 +265,4 @@ def rank_agreement(tables: dict[str, Rows], table: str, benchmark: str, human: s
     }
     fig = Figure(f"{benchmark} against {human}", benchmark, human,
                  [Series("published models", x, y, style="points")], caption=_provenance_note(rows))
-    return Evidence(measured, figures=[fig], notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=[fig], notes=[_provenance_note(rows)], replication=FIXED)
