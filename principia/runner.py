@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import contextlib
 import os
 import signal
 import sys
@@ -207,7 +208,6 @@ class _Running:
 def _context() -> mp.context.BaseContext:
     # BLAS threads on top of torch's own oversubscribe the cores (one scipy fit went 0.25 s -> 12 s).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ["PYTHONSAFEPATH"] = "1"  # the fork server must not put the cwd before the stdlib
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
@@ -215,10 +215,26 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
+@contextlib.contextmanager
+def _safe_path():
+    """The fork server (started by the first child) must not put the cwd before the stdlib; set
+    only while starting, so the caller's own later subprocesses keep their usual sys.path."""
+    old = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = old
+
+
 def _start(ctx, task: Task, tmpdir: str) -> _Running:
     base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{task.claim_id}")
     proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out"), daemon=True)
-    proc.start()
+    with _safe_path():
+        proc.start()
     return _Running(task, proc, base + ".reply", base + ".out", time.monotonic())
 
 
