@@ -23,7 +23,7 @@ from principia.types import PosInt, Seeds
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
 from verifiers.lab.train import TrainConfig, set_seed, train_lm
-from verifiers.precision import clock, one_thread
+from verifiers.lab.measure import clock, one_thread
 
 __all__ = [
     "kaplan_N", "kaplan_forward_flops", "count_flops", "FusedParallelBlock",

@@ -15,6 +15,7 @@ import torch.nn as nn
 from principia.evidence import Evidence, Figure, Measure, Series
 from principia.types import NonNeg, Pos, PosInt
 from verifiers.lab.gpt import GPT, GPTConfig, lm_loss
+from verifiers.lab.measure import GB
 
 __all__ = [
     "GB", "fp32_weights_bytes", "tensor_bytes", "state_bytes", "saved_activation_bytes",
@@ -22,7 +23,6 @@ __all__ = [
     "weight_decay_vs_l2",
 ]
 
-GB = 1e9  # the course notes use decimal gigabytes
 
 
 def fp32_weights_bytes(N: PosInt, probe: PosInt) -> Evidence:

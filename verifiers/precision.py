@@ -9,9 +9,6 @@ p = 11, emax = 15; binary32: p = 24, emax = 127); bfloat16 keeps binary32's 8 ex
 from __future__ import annotations
 
 import math
-import platform
-import time
-from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from statistics import median
@@ -22,12 +19,12 @@ import torch
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import Pos, PosInt
 
-from .memory import GB
+from verifiers.lab.measure import GB, _sync, clock, device_name, one_thread
 
 __all__ = [
     "DTYPES", "format_bits", "correct_decimals", "decimals_shown", "max_exact_integer",
     "absmax_quantize", "absmax_dequantize", "fp16_format", "bf16_format", "int8_quantization",
-    "bf16_matmul_speed", "device_name", "clock", "one_thread",
+    "bf16_matmul_speed",
 ]
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -236,52 +233,6 @@ def int8_quantization(N: PosInt, numel: PosInt, trials: PosInt,
 
 
 # --- bf16 matmul throughput ---------------------------------------------------------------
-
-def device_name(device: str) -> str:
-    """The accelerator's or CPU's name; for a CPU also torch's capability level and whether its
-    flags advertise bf16 instructions (avx512_bf16, amx_bf16)."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"}) or ["none found"]
-    return (f"{name} ({torch.backends.cpu.get_cpu_capability()}, bf16 instructions: "
-            f"{', '.join(bf16)}, {torch.get_num_threads()} thread(s))")
-
-
-def clock(device: str):
-    """The clock to time work on `device` with: on CPU the process's CPU time, which other
-    processes on a shared machine do not stretch (verifiers run single-threaded, so it is the
-    compute time); on an accelerator the wall clock, read after a synchronize."""
-    return time.process_time if device == "cpu" else time.perf_counter
-
-
-@contextmanager
-def one_thread(device: str):
-    """Time CPU work on one thread: CPU time then equals compute time, unaffected by other
-    processes and by idle worker threads spinning; accelerators are left alone."""
-    n = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
 
 def _seconds(a: torch.Tensor, b: torch.Tensor, calls: int, device: str, best_of: int = 1) -> float:
     """Seconds per product: the best of `best_of` timings of `calls` products each (the best
