@@ -1,15 +1,71 @@
-"""Measuring helpers shared by the topic modules: units, device names and clocks for timings."""
+"""Measuring helpers shared by the topic modules: bytes of real tensors, units, clocks for timings."""
 from __future__ import annotations
 
 import platform
 import time
 from contextlib import contextmanager
+from typing import Callable, Iterable
 
 import torch
+import torch.nn as nn
 
-__all__ = ["GB", "device_name", "clock", "one_thread"]
+from verifiers.lab.gpt import GPT, GPTConfig, lm_loss
+
+__all__ = ["GB", "tensor_bytes", "state_bytes", "saved_activation_bytes", "small_gpt", "one_step",
+           "device_name", "clock", "one_thread"]
 
 GB = 1e9  # the course notes use decimal gigabytes
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind `tensors` (views and tied weights count once)."""
+    seen: dict[int, int] = {}
+    for t in tensors:
+        s = t.untyped_storage()
+        seen[s.data_ptr()] = s.nbytes()
+    return sum(seen.values())
+
+
+def state_bytes(opt: torch.optim.Optimizer) -> dict[str, int]:
+    """Bytes in optimizer.state by key ('exp_avg', 'row_var', 'step', ...)."""
+    out: dict[str, int] = {}
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                out[k] = out.get(k, 0) + v.numel() * v.element_size()
+    return out
+
+
+def saved_activation_bytes(model: nn.Module, fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes autograd saves for backward while `fn` runs, parameters excluded."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def small_gpt(seed: int, device: str = "cpu", **cfg) -> GPT:
+    """A GPT from the lab, its weights drawn from `seed`."""
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(**cfg)).to(device)
+
+
+def one_step(model: GPT, opt: torch.optim.Optimizer, B: int, seed: int) -> None:
+    """One optimizer step on a random batch of B sequences, so optimizers create their state."""
+    g = torch.Generator().manual_seed(seed)
+    V, T = model.cfg.vocab_size, model.cfg.n_ctx
+    x = torch.randint(0, V, (B, T + 1), generator=g).to(next(model.parameters()).device)
+    opt.zero_grad(set_to_none=True)
+    lm_loss(model(x[:, :-1]), x[:, 1:]).backward()
+    opt.step()
 
 
 def device_name(device: str) -> str:
