@@ -8,10 +8,12 @@ from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 from verifiers.lab.gpt import GPT, GPTConfig, lm_loss
 
-__all__ = ["GB", "tensor_bytes", "state_bytes", "saved_activation_bytes", "small_gpt", "one_step",
+__all__ = ["GB", "tensor_bytes", "state_bytes", "saved_activation_bytes", "small_gpt", "one_step", "count_flops", "flop_counter",
            "device_name", "clock", "one_thread"]
 
 GB = 1e9  # the course notes use decimal gigabytes
@@ -66,6 +68,24 @@ def one_step(model: GPT, opt: torch.optim.Optimizer, B: int, seed: int) -> None:
     opt.zero_grad(set_to_none=True)
     lm_loss(model(x[:, :-1]), x[:, 1:]).backward()
     opt.step()
+
+
+@contextmanager
+def flop_counter():
+    """FlopCounterMode with attention routed through the math backend, so bmm is counted."""
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        yield counter
+
+
+def count_flops(model: nn.Module, idx: torch.Tensor, backward: bool = False) -> dict[str, int]:
+    """FLOPs by aten op of one forward (and backward) pass; 'total' added."""
+    with flop_counter() as c:
+        out = model(idx)
+        if backward:
+            out.float().sum().backward()
+    by_op = {str(k).split(".")[-1]: int(v) for k, v in c.get_flop_counts()["Global"].items()}
+    return {**by_op, "total": int(c.get_total_flops())}
 
 
 def device_name(device: str) -> str:
