@@ -10,7 +10,6 @@ the counter (it reports 0 FLOPs), so attention is counted through the math backe
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
