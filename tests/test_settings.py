@@ -13,7 +13,8 @@ KB = load_kb(ROOT)
 TESTABLE = sorted(c for c, cl in KB.claims.items() if cl.verifier)
 
 # Topic modules whose verifiers take every claim parameter from the YAML (no signature defaults).
-NO_DEFAULTS = ("architecture", "compute", "memory", "parallelism", "precision", "scaling", "tokenizer")
+NO_DEFAULTS = ("architecture", "compute", "faults", "inference", "memory", "parallelism", "precision", "quantization",
+               "regularisation", "scaling", "tokenizer")
 # Run verifiers still being reworked on other branches; their defaults are checked but may lag.
 MIGRATING = {"data-diversity", "data-mixture-weights", "deep-narrow-downstream", "depth-width-allocation",
              "domain-pretraining", "double-descent", "grad-norm-early-warning", "grokking",
