@@ -84,6 +84,12 @@ class Evidence:
     table: list[dict[str, Any]] = field(default_factory=list)  # extra rows worth showing
     notes: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    # The unit of replication: {"data_draws": int, "seeds": int, "reason": str}. Data draws (the
+    # synthetic source's seed, a corpus sample or split) are the independent unit; init seeds nest
+    # inside them. "reason" says why data draws cannot apply (closed forms, one fixed table).
+    replication: dict[str, Any] | None = None
+    # The largest setting the run reached: {"max_params": int, "max_tokens": int, "data": [str]}.
+    scale: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Accept bare numbers for convenience: {"ratio": 20.1}.

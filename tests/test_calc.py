@@ -31,16 +31,30 @@ def test_flops_per_param_token_is_used(capsys):
 
 
 def test_chinchilla_json_keys_and_values(capsys):
-    """`calc chinchilla --json` prints params, tokens and tokens_per_param of Eq. 4."""
+    """`calc chinchilla --json` prints params, tokens and tokens_per_param of Eq. 4, and the fit used."""
     out = _json(capsys, "chinchilla", "--compute", "5.76e23", "--fit", "hoffmann-unrounded")
-    assert set(out) == {"params", "tokens", "tokens_per_param"}
+    assert set(out) == {"params", "tokens", "tokens_per_param", "fit", "fit_source"}
     assert out["params"] == pytest.approx(40.36e9, rel=1e-3)
+
+
+def test_chinchilla_default_fit_reproduces_the_papers_40b(capsys):
+    """With no --fit the calculator uses a fit that gives Hoffmann's own 40B at Gopher's budget."""
+    out = _json(capsys, "chinchilla", "--compute", "5.76e23")
+    assert out["fit"] == "hoffmann-unrounded" and "warning" not in out
+    assert out["params"] == pytest.approx(40e9, rel=0.02)
+
+
+def test_chinchilla_rounded_fit_says_it_misses_the_papers_optimum(capsys):
+    """Choosing Eq. 10 as printed gives 32B and a warning naming the discrepancy."""
+    out = _json(capsys, "chinchilla", "--compute", "5.76e23", "--fit", "hoffmann")
+    assert out["fit"] == "hoffmann" and "32B" in out["warning"]
+    assert out["params"] == pytest.approx(32.2e9, rel=0.01)
 
 
 def test_chinchilla_fit_parameters_override_the_named_fit(capsys):
     """Passing the unrounded α and β to the printed fit reproduces the 40B optimum."""
-    out = _json(capsys, "chinchilla", "--compute", "5.76e23", "--alpha", "0.33917084",
-                "--beta", "0.2849083")
+    out = _json(capsys, "chinchilla", "--compute", "5.76e23", "--fit", "hoffmann",
+                "--alpha", "0.33917084", "--beta", "0.2849083")
     assert out["params"] == pytest.approx(40.3e9, rel=0.01)
     assert out["params"] != pytest.approx(chinchilla_optimum(5.76e23, "hoffmann")["params"], rel=0.05)
 

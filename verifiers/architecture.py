@@ -19,6 +19,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.formulas import gpt_params, kaplan_params
 from principia.types import PosInt, Seeds
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
@@ -30,14 +31,11 @@ __all__ = [
     "param_count_12ld2", "forward_flops", "parallel_layers",
 ]
 
-# GPT-2's four shapes (n_layer, d_model): Radford et al. 2019, Table 2.
-GPT2_SHAPES = [[12, 768], [24, 1024], [36, 1280], [48, 1600]]
-
 
 def kaplan_N(n_layer: int, d_model: int) -> float:
     """N ≈ 2·d_model·n_layer·(2·d_attn + d_ff) = 12·n_layer·d_model² with d_attn = d_ff/4 =
-    d_model (Kaplan et al. 2020, Table 1 and Eq. 2.1)."""
-    return 12 * n_layer * d_model ** 2
+    d_model (Kaplan et al. 2020, Table 1 and Eq. 2.1); the formula `principia calc params` uses."""
+    return kaplan_params(n_layer, d_model)
 
 
 def kaplan_forward_flops(N: float, n_layer: int, n_ctx: int, d_attn: int) -> float:
@@ -52,9 +50,8 @@ def _meta_gpt(**cfg) -> GPT:
 
 # --- param-count-12ld2 --------------------------------------------------------------------
 
-def param_count_12ld2(shapes: list[list[PosInt]] | None = None, head_size: PosInt = 64) -> Evidence:
+def param_count_12ld2(shapes: list[list[PosInt]], head_size: PosInt) -> Evidence:
     """Non-embedding parameters of real GPTs against 12·n_layer·d_model²."""
-    shapes = shapes or GPT2_SHAPES
     rows, errs, unexplained = [], [], []
     for L, d in shapes:
         model = _meta_gpt(vocab_size=64, n_ctx=64, n_layer=L, d_model=d,
@@ -62,7 +59,7 @@ def param_count_12ld2(shapes: list[list[PosInt]] | None = None, head_size: PosIn
         N = model.non_embedding_params()
         approx = kaplan_N(L, d)
         # Left out by the approximation: 13·d of biases and LayerNorms per layer, 2·d at the end.
-        small = 13 * L * d + 2 * d
+        small = gpt_params(L, d)["non_embedding"] - approx
         errs.append(N / approx - 1)
         unexplained.append(abs(N - approx - small))
         rows.append({"n_layer": L, "d_model": d, "N counted": N, "12·n_layer·d²": approx,
@@ -121,8 +118,8 @@ def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     return int(c.get_total_flops())
 
 
-def forward_flops(n_layer: PosInt = 12, d_model: PosInt = 768, n_head: PosInt = 12,
-                  n_ctx: PosInt = 1024, vocab_size: PosInt = 50257, check_cpu: bool = True) -> Evidence:
+def forward_flops(n_layer: PosInt, d_model: PosInt, n_head: PosInt,
+                  n_ctx: PosInt, vocab_size: PosInt, check_cpu: bool) -> Evidence:
     """Counted forward and forward+backward FLOPs of a real GPT against Kaplan's 2N + 2·L·n_ctx·d."""
     model = _meta_gpt(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d_model,
                       n_head=n_head)
@@ -280,10 +277,10 @@ def _quality(seeds: list[int], steps: int, d_model: int, n_layer: int, n_head: i
     return out
 
 
-def parallel_layers(d_model: PosInt = 128, n_head: PosInt = 4, T: PosInt = 128, batch: PosInt = 4,
-                    repeats: PosInt = 7, iters: PosInt = 1, seeds: Seeds = [0, 1, 2],
-                    steps: PosInt = 30, train_d_model: PosInt = 32, train_layers: PosInt = 2,
-                    train_T: PosInt = 32, train_batch: PosInt = 8, V: PosInt = 32,
+def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
+                    repeats: PosInt, iters: PosInt, seeds: Seeds,
+                    steps: PosInt, train_d_model: PosInt, train_layers: PosInt,
+                    train_T: PosInt, train_batch: PosInt, V: PosInt,
                     device: str = "cpu") -> Evidence:
     """Parallel vs sequential blocks: FLOPs and parameters by count, time of the fused form,
     and final loss of tiny GPTs trained from the same init and data."""

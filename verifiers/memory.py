@@ -7,13 +7,13 @@ backward pass. Bytes are ``numel · element_size`` of distinct storages.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Literal
 
 import torch
 import torch.nn as nn
 
 from principia.evidence import Evidence, Figure, Measure, Series
-from principia.types import Pos, PosInt
+from principia.types import NonNeg, Pos, PosInt
 from verifiers.lab.gpt import GPT, GPTConfig, lm_loss
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
 GB = 1e9  # the course notes use decimal gigabytes
 
 
-def fp32_weights_bytes(N: PosInt = 1_000_000_000, probe: PosInt = 1_000_000) -> Evidence:
+def fp32_weights_bytes(N: PosInt, probe: PosInt) -> Evidence:
     """Bytes of N fp32 parameters, from a real tensor of `probe` parameters scaled up."""
     t = torch.empty(probe, dtype=torch.float32)
     per_param = t.element_size() * t.numel() / probe  # bytes actually held per parameter
@@ -101,14 +101,15 @@ def _activations(model: GPT, B: int, seed: int) -> int:
     return saved_activation_bytes(model, lambda: lm_loss(model(x[:, :-1]), x[:, 1:]))
 
 
-def training_state_bytes(N: PosInt = 1_000_000_000, n_layer: PosInt = 2, d_model: PosInt = 128,
-                         n_head: PosInt = 4, n_ctx: PosInt = 64, vocab_size: PosInt = 256,
-                         B_small: PosInt = 1, B_large: PosInt = 8, seed: int = 0,
+def training_state_bytes(N: PosInt, n_layer: PosInt, d_model: PosInt,
+                         n_head: PosInt, n_ctx: PosInt, vocab_size: PosInt,
+                         B_small: PosInt, B_large: PosInt, seed: int, optimizer: Literal["adam", "sgd"],
                          device: str = "cpu") -> Evidence:
-    """Bytes per parameter of fp32 weights, gradients and Adam state after one real step."""
+    """Bytes per parameter of fp32 weights, gradients and optimizer state after one real step."""
     model = _gpt(seed, device, vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer,
                  d_model=d_model, n_head=n_head)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    opt = make(model.parameters(), lr=1e-3)
     _one_step(model, opt, B_small, seed)
     params = list(model.parameters())
     n = sum(p.numel() for p in params)
@@ -185,17 +186,17 @@ def _opt_bytes(make: Callable, seed: int, **cfg) -> tuple[int, int, list[torch.S
     return sum(state_bytes(opt).values()), sum(p.numel() for p in params), [p.shape for p in params]
 
 
-def adafactor_state_bytes(n_layer: PosInt = 2, d_model: PosInt = 256, n_head: PosInt = 4,
-                          vocab_size: PosInt = 512, n_ctx: PosInt = 32,
-                          widths: list[PosInt] | None = None, seed: int = 0) -> Evidence:
+def adafactor_state_bytes(n_layer: PosInt, d_model: PosInt, n_head: PosInt,
+                          vocab_size: PosInt, n_ctx: PosInt,
+                          widths: list[PosInt], seed: int, formula_itemsize: PosInt) -> Evidence:
     """Optimizer-state bytes of torch Adam and Adafactor on the same GPT after one step."""
     adam, adaf = partial(torch.optim.Adam, lr=1e-3), partial(torch.optim.Adafactor, lr=1e-2)
     curve = []
-    for d in sorted(set((widths or []) + [d_model])):
+    for d in sorted(set(widths + [d_model])):
         cfg = dict(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d, n_head=n_head)
         a, n, shapes = _opt_bytes(adam, seed, **cfg)
         f, _, _ = _opt_bytes(adaf, seed, **cfg)
-        curve.append((d, n, a, f, adafactor_formula_bytes(shapes)))
+        curve.append((d, n, a, f, adafactor_formula_bytes(shapes, formula_itemsize)))
     d, n, a, f, formula = next(c for c in curve if c[0] == d_model)
     m = {
         "adam_state_bytes_per_param": Measure(a / n, unit="B"),
@@ -236,9 +237,9 @@ def _cache_bytes(cfg: GPTConfig, batch: int, seed: int) -> tuple[int, int]:
     return tensor_bytes(kv), sum(t.numel() * t.element_size() for t in kv)
 
 
-def kv_cache_bytes(n_head: PosInt = 8, gqa_groups: PosInt = 2, n_layer: PosInt = 2,
-                   d_model: PosInt = 512, n_ctx: PosInt = 128, batch: PosInt = 1,
-                   seed: int = 0) -> Evidence:
+def kv_cache_bytes(n_head: PosInt, gqa_groups: PosInt, n_layer: PosInt,
+                   d_model: PosInt, n_ctx: PosInt, batch: PosInt,
+                   seed: int) -> Evidence:
     """K/V-cache bytes of real attention modules with n_head, gqa_groups and 1 K/V heads."""
     base = dict(vocab_size=64, n_ctx=n_ctx, n_layer=n_layer, d_model=d_model, n_head=n_head)
     hs = d_model // n_head
@@ -300,50 +301,57 @@ def _compare(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return rel, cos
 
 
-def weight_decay_vs_l2(lam: Pos = 0.1, lr: Pos = 6e-4, beta1: Pos = 0.9, beta2: Pos = 0.95,
-                       steps: PosInt = 10, n_layer: PosInt = 2, d_model: PosInt = 32,
-                       seed: int = 0) -> Evidence:
-    """Effect of λ on the weights under L2-in-the-gradient and decoupled decay, SGD and Adam.
-
-    The decay effect is θ_k(λ) − θ_k(0) from the same init and batches. Under plain SGD the
-    two rules are one map (Loshchilov & Hutter 2017, Prop. 1); under Adam the L2 term is divided
-    by √v per coordinate, so its effect points elsewhere (Prop. 2, Alg. 2)."""
-    cfg = dict(vocab_size=64, n_ctx=16, n_layer=n_layer, d_model=d_model, n_head=4)
-    betas = (beta1, beta2)
-
+def _decay_effects(lam: float, lr: float, betas: tuple[float, float], sgd_momentum: float, steps: int,
+                   seed: int, cfg: dict) -> dict[str, torch.Tensor]:
+    """θ_k(λ) − θ_k(0) under SGD with L2, SGD with decoupled decay, Adam with L2, and AdamW."""
     def run(opt: Callable, wd: float, decoupled: float = 0.0) -> torch.Tensor:
-        make = partial(opt, lr=lr, weight_decay=wd) if opt is torch.optim.SGD else \
-            partial(opt, lr=lr, betas=betas, weight_decay=wd)
+        make = partial(opt, lr=lr, momentum=sgd_momentum, weight_decay=wd) if opt is torch.optim.SGD \
+            else partial(opt, lr=lr, betas=betas, weight_decay=wd)
         return _trajectory(make, decoupled, steps, seed, **cfg)
 
     SGD, Adam, AdamW = torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW
     sgd0, adam0, adamw0 = run(SGD, 0.0), run(Adam, 0.0), run(AdamW, 0.0)
-    d_sgd_l2, d_sgd_dec = run(SGD, lam) - sgd0, run(SGD, 0.0, decoupled=lr * lam) - sgd0
-    d_adam_l2, d_adamw = run(Adam, lam) - adam0, run(AdamW, lam) - adamw0
-    sgd_rel, sgd_cos = _compare(d_sgd_l2, d_sgd_dec)
-    adam_rel, adam_cos = _compare(d_adam_l2, d_adamw)
+    return {"sgd_l2": run(SGD, lam) - sgd0, "sgd_dec": run(SGD, 0.0, decoupled=lr * lam) - sgd0,
+            "adam_l2": run(Adam, lam) - adam0, "adamw": run(AdamW, lam) - adamw0}
+
+
+def _decay_figure(d: dict[str, torch.Tensor], steps: int, seed: int, caption: str) -> Figure:
+    k = min(400, d["adamw"].numel())
+    idx = torch.randperm(d["adamw"].numel(), generator=torch.Generator().manual_seed(seed))[:k]
+    return Figure(title=f"What λ does to each weight after {steps} steps",
+                  xlabel="decoupled decay effect (AdamW)", ylabel="L2 decay effect (Adam)",
+                  series=[Series("Adam vs AdamW", d["adamw"][idx].tolist(), d["adam_l2"][idx].tolist(),
+                                 style="points"),
+                          Series("SGD: L2 vs decoupled", d["sgd_dec"][idx].tolist(),
+                                 d["sgd_l2"][idx].tolist(), style="points")],
+                  caption=f"{k} random coordinates; {caption}")
+
+
+def weight_decay_vs_l2(lam: Pos, lr: Pos, beta1: Pos, beta2: Pos, steps: PosInt, n_layer: PosInt,
+                       d_model: PosInt, seed: int, sgd_momentum: NonNeg) -> Evidence:
+    """Effect of λ on the weights under L2-in-the-gradient and decoupled decay, SGD and Adam.
+
+    The decay effect is θ_k(λ) − θ_k(0) from the same init and batches. Under plain SGD the
+    two rules are one map (Loshchilov & Hutter 2017, Prop. 1); under Adam the L2 term is divided
+    by √v per coordinate, so its effect points elsewhere (Prop. 2, Alg. 2). With momentum, SGD's
+    L2 term is accumulated in the momentum buffer and the two part too."""
+    cfg = dict(vocab_size=64, n_ctx=16, n_layer=n_layer, d_model=d_model, n_head=4)
+    d = _decay_effects(lam, lr, (beta1, beta2), sgd_momentum, steps, seed, cfg)
+    sgd_rel, sgd_cos = _compare(d["sgd_l2"], d["sgd_dec"])
+    adam_rel, adam_cos = _compare(d["adam_l2"], d["adamw"])
+    ratio = float(d["adam_l2"].norm() / d["adamw"].norm())
     m = {
         "sgd_decay_rel_diff": Measure(sgd_rel, note="‖Δ_L2 − Δ_decoupled‖ / ‖Δ_decoupled‖, float64"),
         "sgd_decay_cosine": Measure(sgd_cos),
         "adam_decay_rel_diff": Measure(adam_rel, note="Adam(weight_decay) vs AdamW, same λ"),
         "adam_decay_cosine": Measure(adam_cos, note="direction of the decay effect; a rescaled λ "
                                                     "cannot change it"),
-        "adam_l2_over_adamw_norm": Measure(float(d_adam_l2.norm() / d_adamw.norm())),
+        "adam_l2_over_adamw_norm": Measure(ratio),
     }
-    k = min(400, d_adamw.numel())
-    idx = torch.randperm(d_adamw.numel(), generator=torch.Generator().manual_seed(seed))[:k]
-    fig = Figure(title="What λ does to each weight after "
-                       f"{steps} steps", xlabel="decoupled decay effect (AdamW)",
-                 ylabel="L2 decay effect (Adam)",
-                 series=[Series("Adam vs AdamW", d_adamw[idx].tolist(), d_adam_l2[idx].tolist(),
-                                style="points"),
-                         Series("SGD: L2 vs decoupled", d_sgd_dec[idx].tolist(),
-                                d_sgd_l2[idx].tolist(), style="points")],
-                 caption=f"{k} random coordinates; λ = {lam}, η = {lr}, β = ({beta1}, {beta2}).")
+    caption = f"λ = {lam}, η = {lr}, β = ({beta1}, {beta2}), SGD momentum {sgd_momentum}."
     return Evidence(
-        measured=m, figures=[fig], seeds=[seed],
-        notes=[f"SGD: L2 and decoupled decay differ by {sgd_rel:.1e} (rounding). Adam: the effect of "
+        measured=m, figures=[_decay_figure(d, steps, seed, caption)], seeds=[seed],
+        notes=[f"SGD: L2 and decoupled decay differ by {sgd_rel:.1e}. Adam: the effect of "
                f"L2 points in a different direction from AdamW's (cosine {adam_cos:.3f}) and has "
-               f"{m['adam_l2_over_adamw_norm'].value:.2f}× its size; no choice of λ for the L2 term "
-               "turns one into the other."],
+               f"{ratio:.2f}× its size; no choice of λ for the L2 term turns one into the other."],
     )

@@ -189,8 +189,8 @@ def _backend_note(device: str, K: int) -> str:
 # --- ddp-replicates ---------------------------------------------------------------------------
 
 
-def ddp_replicates(K: PosInt = 2, d: PosInt = 64, L: PosInt = 4, B: PosInt = 16, seed: int = 0,
-                   strategy: Literal["ddp", "fsdp"] = "ddp", device: str = "cpu") -> Evidence:
+def ddp_replicates(K: PosInt, d: PosInt, L: PosInt, B: PosInt, seed: int,
+                   strategy: Literal["ddp", "fsdp"], device: str = "cpu") -> Evidence:
     """Bytes of parameters, gradients and Adam state on each of K DDP ranks vs one process.
 
     ``strategy='fsdp'`` swaps DDP for fully sharded FSDP (the falsifier: no full copy any more).
@@ -234,9 +234,9 @@ def zero_reduction(K: float, stage: int, k: float = 12.0, param_bytes: float = 2
     return zero_bytes_per_gpu(1.0, 1, 0, **kw) / zero_bytes_per_gpu(1.0, K, stage, **kw)
 
 
-def zero_stages(K_ref: PosInt = 64, k: float = 12.0, param_bytes: float = 2.0,
-                grad_bytes: float = 2.0, K: PosInt = 2, d: PosInt = 64, L: PosInt = 4,
-                B: PosInt = 16, seed: int = 0, device: str = "cpu") -> Evidence:
+def zero_stages(K_ref: PosInt, k: float, param_bytes: float,
+                grad_bytes: float, K: PosInt, d: PosInt, L: PosInt,
+                B: PosInt, seed: int, device: str = "cpu") -> Evidence:
     """ZeRO's reduction factors from its formulas (at K_ref ranks and as K → ∞), and per-rank
     bytes measured on K ranks under DDP (stage 0), DDP + ZeroRedundancyOptimizer (stage 1) and
     FSDP full sharding (stage 3), against the same formulas fed the measured bytes."""
@@ -298,8 +298,8 @@ def predicted_wire(mode: str, K: int, Psi_b: float) -> float:
             + wire_bytes("all_reduce", Psi_b / F, K // F))
 
 
-def fsdp_sharding_factor(K: PosInt = 2, reshard: bool = True, d: PosInt = 64, L: PosInt = 4,
-                         B: PosInt = 16, seed: int = 0, device: str = "cpu") -> Evidence:
+def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
+                         B: PosInt, seed: int, device: str = "cpu") -> Evidence:
     """Per-rank bytes and per-step communication at every sharding factor F dividing K, vs DDP.
 
     ``reshard=False`` keeps gathered parameters from forward to backward (no second gather).
@@ -485,10 +485,10 @@ def _loss_change(loss: np.ndarray, clean: np.ndarray, step: int) -> float:
     return float((np.abs(loss[after] - clean[after]) / np.abs(clean[after])).max())
 
 
-def checksum_fault(seeds: Seeds = [0, 1, 2], bits: list[int] = [0, 12, 23, 30, 31],
-                   K: PosInt = 3, T: PosInt = 10, d: PosInt = 16, L: PosInt = 3, B: PosInt = 16,
-                   lr: Pos = 0.1, checksum: Literal["exact", "float32"] = "exact",
-                   grad_faults: bool = False, device: str = "cpu") -> Evidence:
+def checksum_fault(seeds: Seeds, bits: list[int],
+                   K: PosInt, T: PosInt, d: PosInt, L: PosInt, B: PosInt,
+                   lr: Pos, checksum: Literal["exact", "float32"],
+                   grad_faults: bool, device: str = "cpu") -> Evidence:
     """Flip one bit of one parameter on one of K data-parallel replicas mid-run: do per-step
     checksums, all-gathered across replicas, catch it at that step, in that layer, on that rank?
 

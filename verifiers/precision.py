@@ -85,7 +85,7 @@ def _range_row(name: str) -> dict:
             "exact integers up to": max_exact_integer(dt)}
 
 
-def fp16_format(dtype: FloatName = "float16") -> Evidence:
+def fp16_format(dtype: FloatName) -> Evidence:
     """Layout, range and π of a 16-bit float, read from a real torch dtype."""
     dt = DTYPES[dtype]
     b, fi = format_bits(dt), torch.finfo(dt)
@@ -114,7 +114,7 @@ def fp16_format(dtype: FloatName = "float16") -> Evidence:
     )
 
 
-def bf16_format(dtype: FloatName = "bfloat16", reference: FloatName = "float32") -> Evidence:
+def bf16_format(dtype: FloatName, reference: FloatName) -> Evidence:
     """Exponent/fraction widths, range and precision of a 16-bit float against fp32."""
     dt, ref = DTYPES[dtype], DTYPES[reference]
     b, br = format_bits(dt), format_bits(ref)
@@ -144,11 +144,15 @@ def bf16_format(dtype: FloatName = "bfloat16", reference: FloatName = "float32")
 
 # --- int8 ---------------------------------------------------------------------------------
 
-def absmax_quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+ROUNDING = {"nearest": torch.round, "floor": torch.floor}
+Rounding = Literal["nearest", "floor"]
+
+
+def absmax_quantize(x: torch.Tensor, rounding: Rounding = "nearest") -> tuple[torch.Tensor, torch.Tensor]:
     """x ↦ round(127·x / max|x|) as int8, and the step Δ = max|x|/127 (Dettmers et al. 2022 §2.1)."""
     absmax = x.abs().max().clamp_min(torch.finfo(x.dtype).tiny)
     step = absmax / 127
-    q = torch.round(x * (127 / absmax)).clamp(-127, 127).to(torch.int8)
+    q = ROUNDING[rounding](x * (127 / absmax)).clamp(-127, 127).to(torch.int8)
     return q, step
 
 
@@ -156,9 +160,9 @@ def absmax_dequantize(q: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     return q.to(step.dtype) * step
 
 
-def _error_over_half_step(x: torch.Tensor) -> float:
+def _error_over_half_step(x: torch.Tensor, rounding: Rounding) -> float:
     """max |x − dq(q(x))| / (Δ/2), measured in float64 on an fp32 round trip."""
-    q, step = absmax_quantize(x)
+    q, step = absmax_quantize(x, rounding)
     err = (x.double() - absmax_dequantize(q, step).double()).abs().max()
     return float(err / (step.double() / 2))
 
@@ -186,13 +190,13 @@ def _pi_in(x: torch.Tensor) -> dict[str, float]:
     return {"code": int(q[-1]), "back": back, "abs_error": abs(back - math.pi), "step": float(step)}
 
 
-def int8_quantization(N: PosInt = 1_000_000_000, numel: PosInt = 4096, trials: PosInt = 64,
-                      outlier: Pos = 100.0, seed: int = 0) -> Evidence:
+def int8_quantization(N: PosInt, numel: PosInt, trials: PosInt,
+                      outlier: Pos, seed: int, rounding: Rounding) -> Evidence:
     """int8 range and bytes, absmax round-trip error against Δ/2, and what becomes of π."""
     ii = torch.iinfo(torch.int8)
     g = torch.Generator().manual_seed(seed)
     kinds = ("normal", "uniform", "heavy", "outlier")
-    ratios = {k: max(_error_over_half_step(_samples(k, numel, g)) for _ in range(trials))
+    ratios = {k: max(_error_over_half_step(_samples(k, numel, g), rounding) for _ in range(trials))
               for k in kinds}
     gauss = torch.randn(numel, generator=g)
     q, step = absmax_quantize(gauss)
@@ -322,11 +326,10 @@ def _speedups(n: int, dtype: torch.dtype, repeats: int, seed: int, device: str,
     return ratios, flop / median(t32s) / 1e9, flop / median(t16s) / 1e9
 
 
-def bf16_matmul_speed(sizes: list[PosInt] | None = None, repeats: PosInt = 7, seed: int = 0,
-                      min_time_s: Pos = 0.005, dtype: FloatName = "bfloat16",
+def bf16_matmul_speed(sizes: list[PosInt], repeats: PosInt, seed: int,
+                      min_time_s: Pos, dtype: FloatName,
                       device: str = "cpu") -> Evidence:
     """Square-matmul throughput of a 16-bit dtype against fp32 on this device (paired repeats)."""
-    sizes = sizes or [256, 512]
     dt = DTYPES[dtype]
     rows, m = [], {}
     g32, g16 = [], []

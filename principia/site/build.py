@@ -8,9 +8,11 @@ to ``build/docs/.nav.json`` and installed by the hook (``principia/site/hooks.py
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +93,37 @@ def edit_base(cfg_path: Path) -> str:
     return uri[: -len("docs/")] if uri.endswith("/docs/") else ""
 
 
-def _fresh(dest: Path) -> None:
-    """Empty the generated folder, refusing to delete a folder this module did not write."""
-    if dest.exists():
-        if not (dest / MARKER).exists():
-            raise SiteError(f"'{dest}' exists and was not written by 'principia build'; "
+def _stage(final: Path, marker: bool = True) -> Path:
+    """A private folder beside `final` to write into; concurrent builds never share one."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the site is published
+    if marker:
+        (tmp / MARKER).write_text("Written by principia.site.build; deleted on every build.\n")
+    return tmp
+
+
+def _swap(tmp: Path, final: Path, guarded: bool = True) -> None:
+    """Put `tmp` in place of `final` by renames, so a reader or a concurrent build sees one whole
+    folder or the other; with `guarded`, refuse to replace a folder this module did not write."""
+    for _ in range(20):
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise
+        if guarded and final.is_dir() and not (final / MARKER).exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SiteError(f"'{final}' exists and was not written by 'principia build'; "
                             f"move it away or delete it (expected a '{MARKER}' file inside)")
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    (dest / MARKER).write_text("Written by principia.site.build; deleted on every build.\n")
+        old = final.with_name(f".{final.name}-old-{os.getpid()}")
+        try:
+            os.rename(final, old)
+        except FileNotFoundError:
+            continue  # another build moved it first
+        shutil.rmtree(old, ignore_errors=True)
+    raise SiteError(f"could not replace '{final}': other builds kept replacing it")
 
 
 def _write(dest: Path, rel: str, text: str) -> None:
@@ -108,12 +132,27 @@ def _write(dest: Path, rel: str, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def _copy_tree(src: Path, dest: Path) -> None:
+    """Copy regular files and folders only. A symlink (say to /proc/self/environ or .git/config)
+    would publish its target in the site and its search index, so it is refused by name."""
+    for dirpath, dirnames, filenames in os.walk(src):
+        here = Path(dirpath)
+        for name in dirnames + filenames:
+            p = here / name
+            if p.is_symlink() or not (p.is_dir() or p.is_file()):
+                raise SiteError(f"'{p.relative_to(src.parent)}' is a symlink or special file; the "
+                                f"site copies only regular files from docs/")
+        (dest / here.relative_to(src)).mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            shutil.copyfile(here / name, dest / here.relative_to(src) / name, follow_symlinks=False)
+
+
 def _hand_written(src: Path, dest: Path) -> tuple[list[str], list[str]]:
     """Copy docs/ into the generated folder; return its pages for the nav's 'About' part:
     about/*.md first, then every other hand-written page but the home page."""
     if not src.is_dir():
         return [], []
-    shutil.copytree(src, dest, dirs_exist_ok=True)
+    _copy_tree(src, dest)
     pages = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.md")
                    if not any(part.startswith(".") for part in p.relative_to(src).parts))
     pages = [p for p in pages if p not in GENERATED_PAGES and not p.startswith(("claims/", "sections/", "groups/"))]
@@ -140,9 +179,20 @@ def _intro(src: Path) -> str:
 def write_pages(root: Path | str, kb: KnowledgeBase | None = None, dest: Path | None = None) -> Path:
     """Write every page's Markdown (and claims.json, references.bib) to build/docs; return that folder."""
     root = Path(root).resolve()
-    dest = Path(dest) if dest else root / GENERATED
+    final = Path(dest) if dest else root / GENERATED
+    tmp = _stage(final)
+    try:
+        _write_all(root, kb, tmp)
+        _swap(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_all(root: Path, kb: KnowledgeBase | None, dest: Path) -> None:
+    """Every generated page, the copied docs/ pages and the navigation, into `dest`."""
     data = load_site_data(root, kb)
-    _fresh(dest)
     about, others = _hand_written(_docs_source(root), dest)
     cfg_path = config_file(root)
     base, site_url = edit_base(cfg_path), str(site_config(cfg_path).get("site_url") or "")
@@ -169,7 +219,6 @@ def write_pages(root: Path | str, kb: KnowledgeBase | None = None, dest: Path | 
     _write(dest, "references.bib", bibtex(data))
     _write(dest, "claims.json", claims_json(data))
     _write(dest, NAV_FILE, json.dumps(nav(data, about, others), indent=1))
-    return dest
 
 
 def build_site(root: Path | str = ".", out: Path | str | None = None, strict: bool = True) -> Path:
@@ -188,11 +237,17 @@ def build_site(root: Path | str = ".", out: Path | str | None = None, strict: bo
     if strict and kb.problems:
         shown = "\n".join(f"  {p}" for p in kb.problems[:20])
         raise SiteError(f"{len(kb.problems)} problems in the knowledge base (run 'principia check'):\n{shown}")
-    docs = write_pages(root, kb)
     site = Path(out).resolve() if out else root / "site"
+    docs, built = _stage(root / GENERATED), _stage(site, marker=False)  # private: concurrent builds don't mix
     try:
-        cfg = load_config(str(config_file(root)), docs_dir=str(docs), site_dir=str(site), strict=strict)
+        _write_all(root, kb, docs)
+        cfg = load_config(str(config_file(root)), docs_dir=str(docs), site_dir=str(built), strict=strict)
         build(cfg)
+        _swap(docs, root / GENERATED)
+        _swap(built, site, guarded=False)
     except MkDocsException as e:
         raise SiteError(f"mkdocs build failed: {e}") from e
+    finally:
+        for tmp in (docs, built):
+            shutil.rmtree(tmp, ignore_errors=True)
     return site

@@ -22,6 +22,7 @@ from .search import search_meta, tex_plain
 from . import htmlparts as H
 from .model import ClaimView, SiteData
 from .plots import FigureStore
+from .tables_block import tables_block
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, fmt_measure, front_matter, html_math, html_text,
                    md_text, page_url, rel_path, safe_url, section_md, short)
 
@@ -250,18 +251,8 @@ def claim_page(v: ClaimView, data: SiteData, store: FigureStore, edit_base: str 
     # The meta line (ids, tags, edit link) is navigation, not content: kept out of the index.
     lines += H.block(f'<p class="pp-meta">{meta}</p>', search=False)
     lines += H.block(f'<div class="pp-statement">{H.paras(c.statement)}</div>', bottom_line(v), _risk(v, data))
-    lines += _verdict_section(v) + _published(v, data) + _evidence_section(v, store) + _decision(v) + _parameters(v)
+    lines += _verdict_section(v) + tables_block(v, data, page) + _evidence_section(v, store) + _decision(v) + _parameters(v)
     lines += _context(v) + sources(v, data) + relations(v, data) + cite_block(v, site_url)
     lines += provenance(v) + history(v)
     return "\n".join(lines).rstrip() + "\n"
 
-
-def _published(v: ClaimView, data: SiteData) -> list[str]:
-    """The transcribed-tables block of a 'published' claim, when its renderer is installed."""
-    if v.claim.kind != "published":
-        return []
-    try:
-        from .tables_block import tables_block  # added with the published-data claims
-    except ImportError:
-        return []
-    return tables_block(v, data)
