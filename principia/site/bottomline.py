@@ -7,6 +7,7 @@ hash) are read defensively: results recorded before they existed simply say less
 """
 from __future__ import annotations
 
+from ..audit import stale_reason
 from . import htmlparts as H
 from .model import ClaimView
 from .plain import MEANING, changes, first_sentence, pairs, plain_reason
@@ -115,7 +116,7 @@ def bottom_line(v: ClaimView) -> str:
     body = f'<p class="admonition-title">Bottom line</p><dl class="pp-bl">{rows}</dl>'
     if v.stale:
         body += ('<p class="pp-flag">⚠ Stale: this verdict was reached under an earlier version of the '
-                 "claim's rule or parameters.</p>")
+                 f"claim's rule or parameters ({html_text(stale_reason(v.claim, v.shown))}); it needs a rerun.</p>")
     flip = changes(v, v.shown) if v.shown and v.shown.get("verdict") not in ("error", "untestable") else []
     if flip:
         body += "<p><strong>What would change the verdict:</strong></p>" + H.ul(html_text(f) + "." for f in flip)

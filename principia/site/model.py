@@ -11,22 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..audit import is_stale, tiers_agree
 from ..loader import KnowledgeBase, load_kb
 from ..schema import Claim
 from ..store import ReadOnlyStore
 
 __all__ = ["ClaimView", "SiteData", "load_site_data", "NOT_VERIFIED", "BAD"]
-
-try:  # principia/audit.py comes from another branch; until it is merged, the same rules here
-    from ..audit import is_stale, tiers_agree
-except ImportError:  # pragma: no cover - removed once audit.py is on main
-    def is_stale(claim: Claim, result: dict[str, Any] | None) -> bool:
-        return False
-
-    def tiers_agree(fast: dict[str, Any] | None, full: dict[str, Any] | None) -> bool:
-        if not isinstance(fast, dict) or not isinstance(full, dict):
-            return True
-        return fast.get("verdict") == full.get("verdict")
 
 NOT_VERIFIED = "not-verified"
 BAD = ("refuted", "error")  # a claim that uses one of these is at risk

@@ -216,7 +216,7 @@ class FigureStore:
         self.cache.mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(workers) as pool:
             for key, svg in zip(missing, pool.map(render_svg, missing.values(), chunksize=4)):
-                (self.cache / f"{key}.svg").write_text(svg, encoding="utf-8")
+                self._keep(self.cache / f"{key}.svg", svg)
                 self.drawn += 1
 
     def files(self, fig: dict[str, Any]) -> str:
@@ -224,12 +224,18 @@ class FigureStore:
         key = figure_key(fig)
         svg, target = self.cache / f"{key}.svg", self.dest / "figures" / f"{key}.svg"
         if not svg.is_file():
-            self.cache.mkdir(parents=True, exist_ok=True)
-            tmp = svg.with_suffix(".tmp")
-            tmp.write_text(render_svg(fig), encoding="utf-8")
-            tmp.replace(svg)  # a build stopped halfway never leaves half a figure in the cache
+            self._keep(svg, render_svg(fig))
             self.drawn += 1
+        if not svg.with_suffix(".csv").is_file():
+            self._keep(svg.with_suffix(".csv"), figure_csv(fig))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(svg, target)
-        target.with_suffix(".csv").write_text(figure_csv(fig), encoding="utf-8")
+        shutil.copyfile(svg.with_suffix(".csv"), target.with_suffix(".csv"))
         return key
+
+    def _keep(self, path: Path, text: str) -> None:
+        """Write into the cache; a build stopped halfway never leaves half a file there."""
+        self.cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)

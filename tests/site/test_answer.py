@@ -104,12 +104,14 @@ def test_old_results_without_the_new_fields_still_build(kb_copy):
     assert "not recorded for this result" in page
 
 
-def test_stale_result_is_flagged(kb_copy, monkeypatch):
-    """A result judged under an earlier version of the claim carries a stale warning."""
-    import principia.site.model as model
-    monkeypatch.setattr(model, "is_stale", lambda claim, result: True)
+def test_stale_result_is_flagged(kb_copy):
+    """A result judged under an earlier version of the claim carries a stale warning; a current
+    one does not."""
+    assert "Stale" not in (_pages(kb_copy) / "claims" / "fixture-closed.md").read_text()
+    path, r = _result(kb_copy, "fixture-closed.full.json")
+    path.write_text(json.dumps({**r, "claim_hash": "0123456789abcdef"}))
     page = (_pages(kb_copy) / "claims" / "fixture-closed.md").read_text()
-    assert "Stale" in page
+    assert "Stale" in page and "0123456789abcdef" in page
 
 
 def test_device_is_not_in_the_verdict_line(kb_copy):
