@@ -95,13 +95,13 @@ def _summary(rows: list[dict[str, Any]], wall: float) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .check import check
-    from .verify import parse_shard, verify
+    from .verify import parse_shard, shard_from_env, verify
     root = _root(args)
     kb = check(root, import_verifiers=False)
     for p in kb.problems:
         print(f"error: {p}", file=sys.stderr)
     try:
-        shard = parse_shard(args.shard)
+        shard = parse_shard(args.shard or shard_from_env(os.environ))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -193,7 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="verifiers run at once (default 2)")
     p.add_argument("--force", action="store_true", help="re-run even when inputs are unchanged")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--shard", help="i/n: run every n-th claim starting at the i-th")
+    p.add_argument("--shard", help="i/n: run every n-th claim starting at the i-th (default: from "
+                   "SLURM_ARRAY_TASK_ID/_COUNT inside an sbatch --array job)")
     p.add_argument("--results", help="results folder (default: results/)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
