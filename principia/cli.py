@@ -118,7 +118,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
                   device=device, shard=shard, results_dir=args.results,
-                  on_event=_Progress(n, args.quiet))
+                  on_event=_Progress(n, args.quiet), kb=kb)
     wall = time.monotonic() - t0
     if args.json:
         print(json.dumps({"wall_s": wall, "claims": rows}, indent=1))
