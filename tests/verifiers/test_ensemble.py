@@ -13,15 +13,6 @@ from verifiers.lab.train import MLPLM, TrainConfig, train_lm
 from verifiers.lab.zipfsource import ZipfBlockSource, exact_metrics, live_contexts
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SRC = MarkovSource(V=16, order=2, alpha=0.5, seed=0, support=4)
 CFG = TrainConfig(steps=30, batch=8, T=12, lr=3e-3, eval_every=10, weight_decay=0.1, clip=1.0,
                   eval_batch=16)

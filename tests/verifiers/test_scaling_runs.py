@@ -16,15 +16,6 @@ from verifiers.lab.train import History
 fast = settings(max_examples=30, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_buckets_pad_no_member_more_than_twofold():
     """Widths are grouped so that no group's widest member is more than twice its narrowest."""
     groups = sr._buckets([1, 2, 3, 4, 8, 16, 40, 64])
