@@ -4,6 +4,7 @@
     principia calc chinchilla --compute 5.76e23 --fit hoffmann-unrounded
     principia calc zero --params 7.5B --gpus 64 --stage 3
     principia calc memory --params 1B --precision bf16-mixed --optimizer adam --json
+    principia calc params --layers 12 --d-model 768 --vocab 50257 --ctx 1024
 
 Numbers accept a suffix: K (1e3), M (1e6), B or G (1e9), T (1e12). Bad input exits with code 2
 and a message naming the argument, what was expected and what arrived.
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Callable
 
 from .formulas import (
-    FITS, OPTIMIZERS, PRECISIONS, ZERO_STAGES, ChinchillaFit, chinchilla_optimum, pf_days,
-    training_flops, training_memory, zero_bytes_per_gpu,
+    FITS, OPTIMIZERS, PRECISIONS, ZERO_STAGES, ChinchillaFit, chinchilla_optimum, gpt_params,
+    pf_days, training_flops, training_memory, zero_bytes_per_gpu,
 )
 
 __all__ = ["add_parser", "run", "main", "parse_number", "calc_flops", "calc_chinchilla",
-           "calc_zero", "calc_memory"]
+           "calc_zero", "calc_memory", "calc_params"]
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 
@@ -55,6 +57,35 @@ def _positive_int(text: str) -> int:
     if x != int(x):
         raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})")
     return int(x)
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (sizes of tables that may be left out)."""
+    try:
+        x = parse_number(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if x < 0 or x != int(x):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})")
+    return int(x)
+
+
+# Below these an argument is almost surely missing its suffix (175 for 175B).
+_PLAUSIBLE = {"params": 1e4, "tokens": 1e4, "compute": 1e12}
+
+
+def _warn_implausible(args: argparse.Namespace) -> None:
+    for name, low in _PLAUSIBLE.items():
+        x = getattr(args, name, None)
+        if isinstance(x, float) and x < low:
+            print(f"warning: --{name} {x:g} is very small; did you forget a suffix "
+                  f"(K, M, B, T: e.g. {x:g}B)?", file=sys.stderr)
+
+
+def _finite(payload: Any) -> bool:
+    if isinstance(payload, dict):
+        return all(_finite(v) for v in payload.values())
+    return not isinstance(payload, float) or math.isfinite(payload)
 
 
 # --- the four calculations: plain functions returning the JSON payload ------------------------
@@ -107,6 +138,11 @@ def calc_memory(N: float, precision: str = "fp32", optimizer: str = "adam") -> d
     return training_memory(N, precision, optimizer)
 
 
+def calc_params(n_layer: int, d_model: int, vocab: int = 0, n_ctx: int = 0) -> dict[str, int]:
+    """A GPT's parameters from the formula the claim 'param-count-12ld2' verifies."""
+    return gpt_params(n_layer, d_model, vocab, n_ctx)
+
+
 # --- command line -----------------------------------------------------------------------------
 
 def _fmt(x: float) -> str:
@@ -146,6 +182,11 @@ def _show_memory(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return r, _table(rows)
 
 
+def _show_params(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    r = calc_params(a.layers, a.d_model, a.vocab, a.ctx)
+    return r, _table([(k, f"{v:,}") for k, v in r.items()])
+
+
 def _add_commands(sub: Any) -> None:
     def cmd(name: str, help_: str, show: Callable[[argparse.Namespace], tuple[dict[str, Any], str]]):
         p = sub.add_parser(name, help=help_, description=help_)
@@ -178,10 +219,19 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
 
+    p = cmd("params", "parameters of a GPT-2-style decoder (12·L·d² + 13·L·d + 2·d + embeddings)",
+            _show_params)
+    p.add_argument("--layers", type=_positive_int, required=True, metavar="L")
+    p.add_argument("--d-model", type=_positive_int, required=True, metavar="D")
+    p.add_argument("--vocab", type=_count, default=0, metavar="V",
+                   help="vocabulary size (default 0: embeddings not counted, Kaplan's N)")
+    p.add_argument("--ctx", type=_count, default=0, metavar="T",
+                   help="context length, for learned position embeddings (default 0)")
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `calc` on the `principia` command line."""
-    p = subparsers.add_parser("calc", help="calculators: flops, chinchilla, zero, memory",
+    p = subparsers.add_parser("calc", help="calculators: flops, chinchilla, zero, memory, params",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_commands(p.add_subparsers(dest="calc_command", required=True, metavar="CALC"))
     p.set_defaults(fn=run)
@@ -189,13 +239,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one calculation; 0 on success, 2 on bad input."""
+    """Run one calculation; 0 on success, 2 on bad input or a result beyond float range."""
+    _warn_implausible(args)
     try:
         payload, text = args.calc_show(args)
+        if not _finite(payload):
+            raise ArithmeticError("a result overflows")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(payload, indent=1) if args.json else text)
+    except ArithmeticError as e:  # OverflowError, ZeroDivisionError: inputs beyond float range
+        print(f"error: these inputs give no finite result ({e}); check their magnitudes", file=sys.stderr)
+        return 2
+    print(json.dumps(payload, indent=1, allow_nan=False) if args.json else text)
     return 0
 
 

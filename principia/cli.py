@@ -21,11 +21,17 @@ def _root(args: argparse.Namespace) -> Path:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
-    kb = check(_root(args), import_verifiers=not args.no_import)
+    kb = check(_root(args), import_verifiers=not args.no_import, use_cache=not args.full)
     for p in kb.problems:
         print(f"error: {p}", file=sys.stderr)
     if kb.problems:
         print(f"{len(kb.problems)} problem(s) in {len(kb.claims)} valid claim(s) + invalid files",
+              file=sys.stderr)
+        return 1
+    from .check import report_findings
+    failing = report_findings(kb, strict=args.strict)
+    if failing:
+        print(f"{failing} stale result(s) or unexplained tier disagreement(s) (--strict)",
               file=sys.stderr)
         return 1
     kinds: dict[str, int] = {}
@@ -63,6 +69,12 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _one_line(text: str, width: int = 300) -> str:
+    """A reason fit for a terminal: one line, no control characters, bounded length."""
+    flat = "".join(c if c.isprintable() else " " for c in " ".join(text.split()))
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def _summary(rows: list[dict[str, Any]], wall: float) -> str:
     counts: dict[str, int] = {}
     for r in rows:
@@ -72,6 +84,9 @@ def _summary(rows: list[dict[str, Any]], wall: float) -> str:
         t = "cached" if r["cached"] else f"{r['duration_s']:.1f}s"
         mem = f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else ""
         lines.append(f"{r['claim']:<32} {ICON.get(r['verdict'], '?')} {r['verdict']:<15} {t:>7} {mem:>9}")
+    for r in sorted(rows, key=lambda r: r["claim"]):
+        if r["verdict"] == "error":
+            lines.append(f"  {r['claim']}: {_one_line(r.get('reason') or '')}")
     lines.append("")
     lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
                  f" — {len(rows)} claims in {wall:.1f} s")
@@ -114,9 +129,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .site.build import build_site
+    from .site.build import SiteError, build_site
     t0 = time.monotonic()
-    out = build_site(_root(args), strict=not args.no_strict)
+    try:
+        out = build_site(_root(args), strict=not args.no_strict)
+    except (SiteError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"site built in {time.monotonic() - t0:.1f} s: {out}")
     return 0
 
@@ -160,7 +179,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="validate every claim without running anything")
-    p.add_argument("--no-import", action="store_true", help="skip importing verifiers")
+    p.add_argument("--no-import", action="store_true",
+                   help="skip checking parameters against the verifiers' signatures")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on stale results and on tier disagreements 'tiers_note' does not explain")
+    p.add_argument("--full", action="store_true",
+                   help="check every claim's parameters, ignoring the cache of unchanged ones")
     p.set_defaults(fn=cmd_check)
 
     p = sub.add_parser("verify", help="run verifiers and record results")
@@ -206,20 +230,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--section", required=True, help="a section of claims/_sections.yaml (listed below)")
     p.set_defaults(fn=cmd_new)
 
-    for mod in ("calc", "fitcli"):
-        try:
-            m = __import__(f"principia.{mod}", fromlist=["add_parser"])
-            m.add_parser(sub)
-        except (ImportError, AttributeError):
-            pass
+    for name, mod in (("calc", "calc"), ("fit", "fitcli")):
+        _add_module_parser(sub, name, mod)
     return ap
+
+
+def _add_module_parser(sub: Any, name: str, mod: str) -> None:
+    """A subcommand defined in its own module; one that fails to import is listed with the
+    reason, and using it reports that reason instead of vanishing from the CLI."""
+    import importlib
+    try:
+        importlib.import_module(f"principia.{mod}").add_parser(sub)
+    except Exception as e:  # ImportError, or the module's own error
+        why = f"'principia {name}' is unavailable: principia.{mod} failed to import: {type(e).__name__}: {e}"
+        p = sub.add_parser(name, help=f"(unavailable: {type(e).__name__})", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(fn=lambda _args: (print(f"error: {why}", file=sys.stderr), 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     args = _parser().parse_args(argv)
-    if args.root not in sys.path:
-        sys.path.insert(0, str(Path(args.root).resolve()))
     return args.fn(args)
 
 

@@ -8,7 +8,7 @@ from principia.decide import decide, invert
 from principia.loader import load_kb
 from principia.runner import Task, run_tasks
 from principia.store import ReadOnlyStore
-from principia.verify import _measures, verify
+from principia.verify import _measures, task_tables, verify
 from tests.conftest import ROOT
 
 KB = load_kb(ROOT)
@@ -84,7 +84,8 @@ def test_perturbed_parameters_refute(cid, i):
     claim = KB.claims[cid]
     f = claim.falsify[i]
     params = {**claim.tier_params(f.tier), **f.params}
-    (res,) = list(run_tasks([Task(cid, claim.verifier, params, claim.timeout(f.tier), f.tier)]))
+    (res,) = list(run_tasks([Task(cid, claim.verifier, params, claim.timeout(f.tier), f.tier,
+                                   tables=task_tables(ROOT, claim))]))
     assert res.ok, f"{cid}: falsifier run failed: {res.error}"
     verdict, reason, outcomes = decide(claim.decision, _measures(res.evidence))
     if f.part:  # one part of a many-part statement must fail, as the verdict counts parts

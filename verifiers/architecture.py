@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.formulas import gpt_params, kaplan_params
 from principia.types import PosInt, Seeds
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
@@ -31,8 +32,8 @@ __all__ = [
 
 def kaplan_N(n_layer: int, d_model: int) -> float:
     """N ≈ 2·d_model·n_layer·(2·d_attn + d_ff) = 12·n_layer·d_model² with d_attn = d_ff/4 =
-    d_model (Kaplan et al. 2020, Table 1 and Eq. 2.1)."""
-    return 12 * n_layer * d_model ** 2
+    d_model (Kaplan et al. 2020, Table 1 and Eq. 2.1); the formula `principia calc params` uses."""
+    return kaplan_params(n_layer, d_model)
 
 
 def kaplan_forward_flops(N: float, n_layer: int, n_ctx: int, d_attn: int) -> float:
@@ -56,7 +57,7 @@ def param_count_12ld2(shapes: list[list[PosInt]], head_size: PosInt) -> Evidence
         N = model.non_embedding_params()
         approx = kaplan_N(L, d)
         # Left out by the approximation: 13·d of biases and LayerNorms per layer, 2·d at the end.
-        small = 13 * L * d + 2 * d
+        small = gpt_params(L, d)["non_embedding"] - approx
         errs.append(N / approx - 1)
         unexplained.append(abs(N - approx - small))
         rows.append({"n_layer": L, "d_model": d, "N counted": N, "12·n_layer·d²": approx,
