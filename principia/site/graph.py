@@ -139,15 +139,16 @@ def graph_svg(views: dict[str, ClaimView], href: Callable[[str], str], titles: d
     ids = related_ids(views)
     if not ids:
         return ""
-    pos, heads, height = _rows(views, ids, titles or {})
+    titles = titles or {}
+    pos, heads, height = _rows(views, ids, titles)
     edges = []
     for cid in ids:
         rel = views[cid].claim.relations
         edges += [_arc(pos[cid], pos[u], "uses", "pg") for u in rel.uses if u in pos]
         edges += [_arc(pos[cid], pos[u], "contests", "pg") for u in rel.contests if u in pos]
     nodes = [_node(c, views[c], NODE_X, pos[c], href(c), label="right") for c in ids]
-    longest = max(len(c) for c in ids)
-    width = NODE_X + R + LABEL_GAP + 7 * longest + 10
+    heading = max(len(titles.get(views[c].claim.section, views[c].claim.section)) for c in ids)
+    width = max(NODE_X + R + LABEL_GAP + 7 * max(len(c) for c in ids), NODE_X - R + 7.5 * heading) + 10
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" class="pp-graph" role="img" '
             f'aria-label="Claim graph" font-family="sans-serif" font-size="12" fill="currentColor">'
