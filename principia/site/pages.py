@@ -232,7 +232,7 @@ def graph_page(data: SiteData) -> str:
     titles = {sid: _section_title(data, sid)[0] for sids in groups(data).values() for sid in sids}
     svg = graph_svg(data.views, lambda c: page_url(page, claim_md(c)), titles)
     # A pp-block line: the hook keeps it away from Markdown and the search index (blocks.py).
-    lines += [f'<div class="pp-block pp-nosearch"><div class="pp-scroll">{svg}</div></div>' if svg
+    lines += [f'<div class="pp-block pp-nosearch"><div class="pp-graph-wrap">{svg}</div></div>' if svg
               else "No claim has a relation yet.", ""]
     return "\n".join(lines)
 
