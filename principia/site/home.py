@@ -15,7 +15,7 @@ from .model import ClaimView, SiteData
 from .pages import ALL_VERDICTS, _section_title, groups, sections_of, verdict_link
 from .plain import plain_reason
 from .search import tex_plain
-from .text import VERDICT_LABELS, badge, claim_md, front_matter, html_math, html_text, page_url, section_md
+from .text import VERDICT_LABELS, badge, front_matter, html_math, html_text, page_url, section_md
 
 __all__ = ["home_page", "claims_table", "tag_md", "tag_pages", "tags_index", "tag_links", "verdict_link", "MARKER"]
 
