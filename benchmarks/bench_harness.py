@@ -1,29 +1,39 @@
-"""Print the training harness's speed on this machine, all figures from one run.
+"""Print the training stack's speed on this machine, all figures from one run.
 
-    .venv/bin/python benchmarks/bench_harness.py [--threads 1] [--steps 100]
+    .venv/bin/python benchmarks/bench_harness.py [--threads 1] [--steps 60] [--json]
 
-1. K tiny MLP language models (K = 4 and 8) trained together by ``train_ensemble`` against the
-   same K trained one after another by ``train_lm``: wall time of each and the speed-up; and
-   the batched run again with each data stream drawn in one call (``presample``).
-2. The harness's achieved FLOP/s on one tiny run (6·N·tokens / time, N counting every weight,
-   as in Kaplan et al. 2020 §2.1) next to the machine's measured fp32 matmul FLOP/s (1024²).
+1. K = 8 tiny MLP language models (~3k parameters) trained together by ``verifiers.lab.batched``
+   against the same 8 trained one after another as ``nn.Module``s with ``torch.optim.AdamW``
+   (the same tokens, drawn beforehand): wall time of each and the speed-up, at 16×16 tokens a
+   step (the claims' size) and at larger batches, where the members become compute-bound.
+2. Tokens per second of one GPT member at a ladder of sizes, and the achieved FLOP/s
+   (6·N·tokens / time, N counting every weight, Kaplan et al. 2020 §2.1) at the largest size as a
+   fraction of the fp32 matmul rate (1024², measured in the same run).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from verifiers.lab.batched import BatchedAdamW, lr_table, train  # noqa: E402
 from verifiers.lab.data import MarkovSource  # noqa: E402
-from verifiers.lab.ensemble import Member, train_ensemble  # noqa: E402
-from verifiers.lab.train import MLPLM, TrainConfig, count_params, train_lm  # noqa: E402
+from verifiers.lab.gpt import GPTConfig, lm_loss  # noqa: E402
+from verifiers.lab.stacks import GPTStack, MLPStack  # noqa: E402
+from verifiers.lab.train import MLPLM  # noqa: E402
 
-V, K_WINDOW, D_EMB, WIDTH = 32, 2, 16, 32  # ~3k-parameter models, the size MEASURED notes use
+V, K_WINDOW, D_EMB, WIDTH = 32, 2, 16, 32  # ~3k-parameter MLP members
+GPT_SIZES = [(2, 64), (4, 128), (4, 192)]  # (layers, width): ~0.1M, ~0.8M, ~1.8M weights
+B, T = 32, 32  # GPT batch
+TINY = [(16, 16), (32, 16), (32, 32)]  # MLP members' batches (sequences × tokens); the first is
+# the headline: the run claims train their tiny members on 256-512 tokens a step
 
 
 def _timed(fn) -> float:
@@ -32,18 +42,45 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def ensemble_speedup(K: int, src: MarkovSource, cfg: TrainConfig) -> tuple[float, float, float]:
-    """Seconds for K models of one shape and K seeds: a loop of train_lm, train_ensemble (same
-    runs), and train_ensemble drawing each data stream in one call (as the scaling claims do)."""
-    members = [Member(seed=s, d_hidden=WIDTH) for s in range(K)]
-    batched = _timed(lambda: train_ensemble(members, src, cfg, k=K_WINDOW, d_emb=D_EMB))
-    pre = _timed(lambda: train_ensemble(members, src, cfg, k=K_WINDOW, d_emb=D_EMB, presample=True))
+def _batches(src: MarkovSource, K: int, steps: int, B: int, T: int) -> torch.Tensor:
+    """(steps, K, B, T+1) tokens, one stream per member."""
+    return torch.stack([src.sample(steps * B, T + 1, np.random.default_rng(s)).view(steps, B, T + 1)
+                        for s in range(K)], dim=1)
+
+
+def ensemble_speedup(K: int, src: MarkovSource, steps: int, B: int, T: int) -> tuple[float, float]:
+    """Seconds for K MLP members: one after another (nn.Module + torch AdamW), and batched."""
+    data = _batches(src, K, steps, B, T)
 
     def loop() -> None:
         for s in range(K):
             torch.manual_seed(s)
-            train_lm(MLPLM(V, K_WINDOW, D_EMB, WIDTH), src, cfg, s)
-    return _timed(loop), batched, pre
+            model = MLPLM(V, K_WINDOW, D_EMB, WIDTH, 1)
+            opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95))
+            for step in range(steps):
+                x = data[step, s]
+                loss = lm_loss(model(x[:, :-1]), x[:, 1:])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def batched() -> None:
+        stack = MLPStack(V, K_WINDOW, D_EMB, [WIDTH] * K, 1, range(K), "cpu")
+        train(stack, BatchedAdamW(stack, (0.9, 0.95)),
+              lambda step, act: (data[step, act, :, :-1], data[step, act, :, 1:]),
+              lr_table([3e-3] * K, [steps] * K, "constant"), [steps] * K, [0.0] * K)
+    return _timed(loop), _timed(batched)
+
+
+def gpt_rate(src: MarkovSource, n_layer: int, d: int, steps: int) -> tuple[int, float]:
+    """(N, tokens per second) of one GPT member of the batched stack, vocabulary V, context T."""
+    cfg = GPTConfig(vocab_size=V, n_ctx=T, n_layer=n_layer, d_model=d, n_head=4)
+    stack = GPTStack(cfg, [0], "cpu")
+    data = _batches(src, 1, steps, B, T)
+    fit = lambda: train(stack, BatchedAdamW(stack, (0.9, 0.95)),
+                        lambda step, act: (data[step, :, :, :-1], data[step, :, :, 1:]),
+                        lr_table([1e-3], [steps], "constant"), [steps], [0.0])
+    return int(stack.flat.shape[1]), steps * B * T / _timed(fit)
 
 
 def matmul_flops(n: int = 1024, reps: int = 20) -> float:
@@ -53,38 +90,40 @@ def matmul_flops(n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / _timed(lambda: [a @ b for _ in range(reps)])
 
 
-def harness_flops(src: MarkovSource, cfg: TrainConfig) -> tuple[float, int]:
-    """6·N·tokens / seconds for one train_lm run of one tiny model, and its N."""
-    torch.manual_seed(0)
-    model = MLPLM(V, K_WINDOW, D_EMB, WIDTH)
-    N = count_params(model)
-    seconds = _timed(lambda: train_lm(model, src, cfg, 0))
-    return 6 * N * cfg.steps * cfg.batch * cfg.T / seconds, N
+def measure(threads: int, steps: int) -> dict:
+    torch.set_num_threads(threads)
+    src = MarkovSource(V=V, order=2, alpha=0.5, seed=0, support=8)
+    ensemble_speedup(2, src, 3, 4, 4)  # first-use imports and allocations
+    tiny = {f"{b}x{t}": ensemble_speedup(8, src, steps, b, t) for b, t in TINY}
+    loop, batched = tiny[f"{TINY[0][0]}x{TINY[0][1]}"]
+    ladder = [gpt_rate(src, L, d, max(4, steps // 4)) for L, d in GPT_SIZES]
+    peak = matmul_flops()
+    N, rate = ladder[-1]
+    return {"threads": threads, "steps": steps, "loop_s_k8": loop, "batched_s_k8": batched,
+            "ensemble_speedup_k8": loop / batched, "ensemble_batch": TINY[0][0] * TINY[0][1],
+            "speedup_k8_by_batch": {k: lp / bt for k, (lp, bt) in tiny.items()}, "matmul_flops": peak,
+            "tokens_per_s": {str(n): r for n, r in ladder},
+            "largest_params": N, "flops_fraction_largest": 6 * N * rate / peak}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the engine)")
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    src = MarkovSource(V=V, order=2, alpha=0.5, seed=0, support=8)
-    cfg = TrainConfig(steps=args.steps, batch=32, T=32)
-    _timed(lambda: train_lm(MLPLM(V, K_WINDOW, D_EMB, WIDTH), src,
-                            TrainConfig(steps=2, batch=4, T=8), 0))  # first-use imports
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps of "
-          f"{cfg.batch}×{cfg.T} tokens per model")
-    print(f"{'K':>3}  {'loop (s)':>9}  {'batched (s)':>11}  {'speed-up':>8}  "
-          f"{'+ presampled (s)':>16}  {'speed-up':>8}")
-    for K in (4, 8):
-        loop, batched, pre = ensemble_speedup(K, src, cfg)
-        print(f"{K:>3}  {loop:>9.2f}  {batched:>11.2f}  {loop / batched:>7.2f}×  "
-              f"{pre:>16.2f}  {loop / pre:>7.2f}×")
-    achieved, N = harness_flops(src, cfg)
-    peak = matmul_flops()
-    print(f"harness, one {N:,}-parameter model: {achieved / 1e9:.2f} GFLOP/s (6·N·tokens / time)")
-    print(f"fp32 matmul 1024², same run:        {peak / 1e9:.2f} GFLOP/s "
-          f"(the harness reaches {achieved / peak:.1%})")
+    out = measure(args.threads, args.steps)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.steps} steps of {B}×{T} tokens")
+    print(f"K=8 MLP members: loop {out['loop_s_k8']:.2f} s, batched {out['batched_s_k8']:.2f} s "
+          f"({out['ensemble_speedup_k8']:.2f}×); by batch: "
+          + ", ".join(f"{k} {v:.2f}×" for k, v in out["speedup_k8_by_batch"].items()))
+    for n, r in out["tokens_per_s"].items():
+        print(f"GPT member of {int(n):,} weights: {r:,.0f} tokens/s")
+    print(f"fp32 matmul 1024²: {out['matmul_flops'] / 1e9:.1f} GFLOP/s; largest GPT reaches "
+          f"{out['flops_fraction_largest']:.1%} of it")
     return 0
 
 

@@ -4,6 +4,7 @@
     principia calc chinchilla --compute 5.76e23 --fit hoffmann-unrounded
     principia calc zero --params 7.5B --gpus 64 --stage 3
     principia calc memory --params 1B --precision bf16-mixed --optimizer adam --json
+    principia calc params --layers 12 --d-model 768 --vocab 50257 --ctx 1024
 
 Numbers accept a suffix: K (1e3), M (1e6), B or G (1e9), T (1e12). Bad input exits with code 2
 and a message naming the argument, what was expected and what arrived.
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Callable
 
 from .formulas import (
-    FITS, OPTIMIZERS, PRECISIONS, ZERO_STAGES, ChinchillaFit, chinchilla_optimum, pf_days,
-    training_flops, training_memory, zero_bytes_per_gpu,
+    FITS, OPTIMIZERS, PRECISIONS, ZERO_STAGES, ChinchillaFit, chinchilla_optimum, gpt_params,
+    pf_days, training_flops, training_memory, zero_bytes_per_gpu,
 )
 
 __all__ = ["add_parser", "run", "main", "parse_number", "calc_flops", "calc_chinchilla",
-           "calc_zero", "calc_memory"]
+           "calc_zero", "calc_memory", "calc_params"]
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 
@@ -57,6 +59,35 @@ def _positive_int(text: str) -> int:
     return int(x)
 
 
+def _count(text: str) -> int:
+    """A whole number >= 0 (sizes of tables that may be left out)."""
+    try:
+        x = parse_number(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if x < 0 or x != int(x):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})")
+    return int(x)
+
+
+# Below these an argument is almost surely missing its suffix (175 for 175B).
+_PLAUSIBLE = {"params": 1e4, "tokens": 1e4, "compute": 1e12}
+
+
+def _warn_implausible(args: argparse.Namespace) -> None:
+    for name, low in _PLAUSIBLE.items():
+        x = getattr(args, name, None)
+        if isinstance(x, float) and x < low:
+            print(f"warning: --{name} {x:g} is very small; did you forget a suffix "
+                  f"(K, M, B, T: e.g. {x:g}B)?", file=sys.stderr)
+
+
+def _finite(payload: Any) -> bool:
+    if isinstance(payload, dict):
+        return all(_finite(v) for v in payload.values())
+    return not isinstance(payload, float) or math.isfinite(payload)
+
+
 # --- the four calculations: plain functions returning the JSON payload ------------------------
 
 def calc_flops(N: float, D: float, k: float = 6.0) -> dict[str, float]:
@@ -65,8 +96,17 @@ def calc_flops(N: float, D: float, k: float = 6.0) -> dict[str, float]:
     return {"flops": C, "pf_days": pf_days(C)}
 
 
-def calc_chinchilla(C: float, fit: str = "hoffmann", **override: float | None) -> dict[str, float]:
-    """Compute-optimal N, D (Hoffmann Eq. 4) for a named fit, optionally overriding E/A/B/α/β."""
+# The fit that reproduces Hoffmann et al.'s own result (40B parameters at Gopher's 5.76e23 FLOPs,
+# Fig. 4 caption); Eq. 10's rounded constants give 32B there.
+DEFAULT_FIT = "hoffmann-unrounded"
+ROUNDED_WARNING = ("Eq. 10's rounded constants do not reproduce the paper's own optimum "
+                   "(32B instead of 40B parameters at Gopher's budget); hoffmann-unrounded does")
+
+
+def calc_chinchilla(C: float, fit: str = DEFAULT_FIT, **override: float | None) -> dict[str, Any]:
+    """Compute-optimal N, D (Hoffmann Eq. 4) for a named fit, optionally overriding E/A/B/α/β.
+
+    The payload names the fit it used (and its source), and warns when that is the rounded one."""
     if fit not in FITS:
         raise ValueError(f"fit must be one of {sorted(FITS)} (got {fit!r})")
     base = FITS[fit]
@@ -81,7 +121,11 @@ def calc_chinchilla(C: float, fit: str = "hoffmann", **override: float | None) -
         "custom", **{k: given.get(k, getattr(base, k)) for k in ("E", "A", "B", "alpha", "beta")},
         source=f"{base.source}, with {', '.join(sorted(given))} given")
     opt = chinchilla_optimum(C, f)
-    return {k: opt[k] for k in ("params", "tokens", "tokens_per_param")}
+    out: dict[str, Any] = {k: opt[k] for k in ("params", "tokens", "tokens_per_param")}
+    out.update(fit=f.name if given else fit, fit_source=f.source)
+    if fit == "hoffmann":
+        out["warning"] = ROUNDED_WARNING
+    return out
 
 
 def calc_zero(N: float, K: int, stage: int, k: float = 12.0) -> dict[str, float]:
@@ -92,6 +136,11 @@ def calc_zero(N: float, K: int, stage: int, k: float = 12.0) -> dict[str, float]
 def calc_memory(N: float, precision: str = "fp32", optimizer: str = "adam") -> dict[str, Any]:
     """Bytes per parameter and in total of weights, gradients and optimizer state."""
     return training_memory(N, precision, optimizer)
+
+
+def calc_params(n_layer: int, d_model: int, vocab: int = 0, n_ctx: int = 0) -> dict[str, int]:
+    """A GPT's parameters from the formula the claim 'param-count-12ld2' verifies."""
+    return gpt_params(n_layer, d_model, vocab, n_ctx)
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -112,8 +161,9 @@ def _show_flops(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 def _show_chinchilla(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
     r = calc_chinchilla(a.compute, a.fit, E=a.E, A=a.A, B=a.B, alpha=a.alpha, beta=a.beta)
-    return r, _table([("fit", a.fit), ("params", f"{r['params']:.4g}"),
-                      ("tokens", f"{r['tokens']:.4g}"), ("tokens_per_param", f"{r['tokens_per_param']:.2f}")])
+    rows = [("fit", f"{r['fit']} ({r['fit_source']})"), ("params", f"{r['params']:.4g}"),
+            ("tokens", f"{r['tokens']:.4g}"), ("tokens_per_param", f"{r['tokens_per_param']:.2f}")]
+    return r, _table(rows + ([("warning", r["warning"])] if "warning" in r else []))
 
 
 def _show_zero(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -132,6 +182,11 @@ def _show_memory(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return r, _table(rows)
 
 
+def _show_params(a: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    r = calc_params(a.layers, a.d_model, a.vocab, a.ctx)
+    return r, _table([(k, f"{v:,}") for k, v in r.items()])
+
+
 def _add_commands(sub: Any) -> None:
     def cmd(name: str, help_: str, show: Callable[[argparse.Namespace], tuple[dict[str, Any], str]]):
         p = sub.add_parser(name, help=help_, description=help_)
@@ -147,8 +202,9 @@ def _add_commands(sub: Any) -> None:
 
     p = cmd("chinchilla", "compute-optimal parameters and tokens (Hoffmann Eq. 4)", _show_chinchilla)
     p.add_argument("--compute", type=_positive, required=True, metavar="C", help="training FLOPs")
-    p.add_argument("--fit", choices=sorted(FITS), default="hoffmann",
-                   help="hoffmann (Eq. 10 as printed), hoffmann-unrounded, epoch (Besiroglu 2024)")
+    p.add_argument("--fit", choices=sorted(FITS), default=DEFAULT_FIT,
+                   help=f"{DEFAULT_FIT} (default: Eq. 10 before rounding, which reproduces the paper's "
+                        "40B at Gopher's budget), hoffmann (Eq. 10 as printed), epoch (Besiroglu 2024)")
     for name in ("E", "A", "B", "alpha", "beta"):
         p.add_argument(f"--{name}", type=_positive, default=None, help=f"override the fit's {name}")
 
@@ -163,10 +219,19 @@ def _add_commands(sub: Any) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
 
+    p = cmd("params", "parameters of a GPT-2-style decoder (12·L·d² + 13·L·d + 2·d + embeddings)",
+            _show_params)
+    p.add_argument("--layers", type=_positive_int, required=True, metavar="L")
+    p.add_argument("--d-model", type=_positive_int, required=True, metavar="D")
+    p.add_argument("--vocab", type=_count, default=0, metavar="V",
+                   help="vocabulary size (default 0: embeddings not counted, Kaplan's N)")
+    p.add_argument("--ctx", type=_count, default=0, metavar="T",
+                   help="context length, for learned position embeddings (default 0)")
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `calc` on the `principia` command line."""
-    p = subparsers.add_parser("calc", help="calculators: flops, chinchilla, zero, memory",
+    p = subparsers.add_parser("calc", help="calculators: flops, chinchilla, zero, memory, params",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_commands(p.add_subparsers(dest="calc_command", required=True, metavar="CALC"))
     p.set_defaults(fn=run)
@@ -174,13 +239,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one calculation; 0 on success, 2 on bad input."""
+    """Run one calculation; 0 on success, 2 on bad input or a result beyond float range."""
+    _warn_implausible(args)
     try:
         payload, text = args.calc_show(args)
+        if not _finite(payload):
+            raise ArithmeticError("a result overflows")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(payload, indent=1) if args.json else text)
+    except ArithmeticError as e:  # OverflowError, ZeroDivisionError: inputs beyond float range
+        print(f"error: these inputs give no finite result ({e}); check their magnitudes", file=sys.stderr)
+        return 2
+    print(json.dumps(payload, indent=1, allow_nan=False) if args.json else text)
     return 0
 
 

@@ -21,11 +21,17 @@ def _root(args: argparse.Namespace) -> Path:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
-    kb = check(_root(args), import_verifiers=not args.no_import)
+    kb = check(_root(args), import_verifiers=not args.no_import, use_cache=not args.full)
     for p in kb.problems:
         print(f"error: {p}", file=sys.stderr)
     if kb.problems:
         print(f"{len(kb.problems)} problem(s) in {len(kb.claims)} valid claim(s) + invalid files",
+              file=sys.stderr)
+        return 1
+    from .check import report_findings
+    failing = report_findings(kb, strict=args.strict)
+    if failing:
+        print(f"{failing} stale result(s) or unexplained tier disagreement(s) (--strict)",
               file=sys.stderr)
         return 1
     kinds: dict[str, int] = {}
@@ -63,6 +69,12 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _one_line(text: str, width: int = 300) -> str:
+    """A reason fit for a terminal: one line, no control characters, bounded length."""
+    flat = "".join(c if c.isprintable() else " " for c in " ".join(text.split()))
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def _summary(rows: list[dict[str, Any]], wall: float) -> str:
     counts: dict[str, int] = {}
     for r in rows:
@@ -72,6 +84,9 @@ def _summary(rows: list[dict[str, Any]], wall: float) -> str:
         t = "cached" if r["cached"] else f"{r['duration_s']:.1f}s"
         mem = f"{r['peak_rss_mib']:.0f} MiB" if r.get("peak_rss_mib") else ""
         lines.append(f"{r['claim']:<32} {ICON.get(r['verdict'], '?')} {r['verdict']:<15} {t:>7} {mem:>9}")
+    for r in sorted(rows, key=lambda r: r["claim"]):
+        if r["verdict"] == "error":
+            lines.append(f"  {r['claim']}: {_one_line(r.get('reason') or '')}")
     lines.append("")
     lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
                  f" — {len(rows)} claims in {wall:.1f} s")
@@ -99,7 +114,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         n = len(select(kb, args.ids or None, shard))
     except KeyError as e:
-        print(f"error: no claim with id {e}", file=sys.stderr)
+        print(f"error: no claim with id {e.args[0]}", file=sys.stderr)
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
                   device=device, shard=shard, results_dir=args.results,
@@ -114,9 +129,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .site.build import build_site
+    from .site.build import SiteError, build_site
     t0 = time.monotonic()
-    out = build_site(_root(args), strict=not args.no_strict)
+    try:
+        out = build_site(_root(args), strict=not args.no_strict)
+    except (SiteError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"site built in {time.monotonic() - t0:.1f} s: {out}")
     return 0
 
@@ -147,13 +166,25 @@ def cmd_new(args: argparse.Namespace) -> int:
     return scaffold(_root(args), args.id, topic=args.topic, section=args.section)
 
 
+def _new_epilog(root: Path = Path(".")) -> str:
+    """The topics and sections `principia new` accepts, read from the knowledge base here."""
+    from .scaffold import sections, topics
+    wrap = lambda xs: "\n".join("  " + " ".join(xs[i:i + 6]) for i in range(0, len(xs), 6)) or "  (none found)"
+    return f"topics (verifiers/*.py):\n{wrap(topics(root))}\n\nsections:\n{wrap(sorted(sections(root)))}"
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="principia", description=__doc__)
     ap.add_argument("--root", default=".", help="the knowledge base's folder (default: .)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="validate every claim without running anything")
-    p.add_argument("--no-import", action="store_true", help="skip importing verifiers")
+    p.add_argument("--no-import", action="store_true",
+                   help="skip checking parameters against the verifiers' signatures")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on stale results and on tier disagreements 'tiers_note' does not explain")
+    p.add_argument("--full", action="store_true",
+                   help="check every claim's parameters, ignoring the cache of unchanged ones")
     p.set_defaults(fn=cmd_check)
 
     p = sub.add_parser("verify", help="run verifiers and record results")
@@ -189,26 +220,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_list)
 
-    p = sub.add_parser("new", help="scaffold a claim, a verifier stub and its test")
-    p.add_argument("id")
-    p.add_argument("--topic", default=None, help="verifier module name (default: from the id)")
-    p.add_argument("--section", default=None)
+    p = sub.add_parser("new", help="scaffold a claim, a verifier stub and its test",
+                       description="Write claims/ID.yaml, a stub ID() in verifiers/TOPIC.py and its test "
+                                   "in tests/verifiers/test_TOPIC.py. `check` fails until every 'TODO:' "
+                                   "in the claim is filled in.",
+                       epilog=_new_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("id", help="the claim id: lower-case words joined by '-'")
+    p.add_argument("--topic", required=True, help="an existing verifier module (listed below)")
+    p.add_argument("--section", required=True, help="a section of claims/_sections.yaml (listed below)")
     p.set_defaults(fn=cmd_new)
 
-    for mod in ("calc", "fitcli"):
-        try:
-            m = __import__(f"principia.{mod}", fromlist=["add_parser"])
-            m.add_parser(sub)
-        except (ImportError, AttributeError):
-            pass
+    for name, mod in (("calc", "calc"), ("fit", "fitcli")):
+        _add_module_parser(sub, name, mod)
     return ap
+
+
+def _add_module_parser(sub: Any, name: str, mod: str) -> None:
+    """A subcommand defined in its own module; one that fails to import is listed with the
+    reason, and using it reports that reason instead of vanishing from the CLI."""
+    import importlib
+    try:
+        importlib.import_module(f"principia.{mod}").add_parser(sub)
+    except Exception as e:  # ImportError, or the module's own error
+        why = f"'principia {name}' is unavailable: principia.{mod} failed to import: {type(e).__name__}: {e}"
+        p = sub.add_parser(name, help=f"(unavailable: {type(e).__name__})", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(fn=lambda _args: (print(f"error: {why}", file=sys.stderr), 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     args = _parser().parse_args(argv)
-    if args.root not in sys.path:
-        sys.path.insert(0, str(Path(args.root).resolve()))
     return args.fn(args)
 
 

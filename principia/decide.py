@@ -1,22 +1,32 @@
 """Apply a claim's declared decision rule to measured values.
 
-Each check yields supported / refuted / inconclusive. With an interval (lo, hi) a one-sided
-comparison is supported only when the whole interval agrees and refuted only when the whole
-interval disagrees; otherwise the effect is inside the noise and the check is inconclusive.
+Each check yields supported / refuted / inconclusive, judged on the measure's interval (lo, hi)
+when it has one and on the point value otherwise:
+
+- a comparison (< <= > >=) is supported only when the whole interval agrees and refuted only
+  when the whole interval disagrees; with a ``min_effect`` the point effect must also reach it,
+  so an effect smaller than the smallest effect of interest wins for neither side;
+- a band (approx, between, equivalent) is supported only when the whole interval lies inside it
+  and refuted only when the whole interval lies outside; ``outside`` is the mirror image.
+
+Wording of the outcomes lives in ``principia.wording``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, asdict
 from typing import Any
 
 from .evidence import Measure
-from .schema import Check, Decision
+from .schema import COMPARE_OPS, Check, Decision
+from .wording import band, combine, describe, flip_margin, say
 
-__all__ = ["Outcome", "evaluate_check", "combine", "invert", "decide", "flip_margin", "VERDICTS"]
+__all__ = ["Outcome", "evaluate_check", "combine", "invert", "decide", "flip_margin", "describe",
+           "band", "replication_problem", "VERDICTS"]
 
 VERDICTS = ("supported", "partly-supported", "inconclusive", "refuted", "untestable", "error")
-_INVERSE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "approx": "outside",
-            "between": "outside", "outside": "between"}
+_INVERSE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "between": "outside", "outside": "between"}
+_SLACK = 1e-9  # relative rounding allowed when checking lo <= value <= hi
 
 
 @dataclass
@@ -30,35 +40,44 @@ class Outcome:
     unit: str
     part: str
     source_says: str
-    reason: str = ""
+    reason: str = ""  # the outcome in plain words
     seed_fraction: float | None = None  # share of per-seed values on which the rule holds
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def band(check: Check) -> tuple[float, float]:
-    """The accepted interval of an approx/between/outside check."""
-    if check.op in ("between", "outside"):
-        return float(check.low), float(check.high)
-    v = float(check.value)
-    tol = max(check.abs_tol or 0.0, abs(v) * (check.rel_tol or 0.0))
-    return v - tol, v + tol
-
-
-def describe(check: Check) -> str:
-    if check.op in ("approx", "between", "outside"):
-        a, b = band(check)
-        if check.op == "approx":
-            tol = f"±{check.rel_tol:.0%}" if check.rel_tol else f"±{check.abs_tol:g}"
-            return f"{check.quantity} ≈ {check.value:g} ({tol}, i.e. in [{a:.4g}, {b:.4g}])"
-        word = "in" if check.op == "between" else "outside"
-        return f"{check.quantity} {word} [{a:.4g}, {b:.4g}]"
-    return f"{check.quantity} {check.op} {check.value:g}"
-
-
 def _compare(op: str, x: float, v: float) -> bool:
     return {"<": x < v, "<=": x <= v, ">": x > v, ">=": x >= v}[op]
+
+
+def bad_interval(m: Measure) -> str:
+    """Why a measure cannot be trusted ('' when it can): non-finite, or lo <= value <= hi broken."""
+    if not m.finite():
+        return "measured value is NaN or infinite"
+    lo = m.lo if m.lo is not None else m.value
+    hi = m.hi if m.hi is not None else m.value
+    slack = _SLACK * max(1.0, abs(m.value))
+    if not lo - slack <= m.value <= hi + slack:
+        return f"its interval [{lo:.4g}, {hi:.4g}] does not contain its value {m.value:.4g}"
+    return ""
+
+
+def _judge(check: Check, x: float, lo: float, hi: float) -> str:
+    """supported / refuted / inconclusive of one check on (value, lo, hi)."""
+    if check.op in COMPARE_OPS:
+        meaningful = abs(x - check.value) >= (check.min_effect or 0.0)
+        if _compare(check.op, hi if "<" in check.op else lo, check.value) and meaningful:
+            return "supported"
+        if not _compare(check.op, lo if "<" in check.op else hi, check.value) and meaningful:
+            return "refuted"
+        return "inconclusive"
+    a, b = band(check)
+    inside = a <= lo and hi <= b
+    disjoint = hi < a or lo > b
+    if check.op == "outside":
+        inside, disjoint = disjoint, inside
+    return "supported" if inside else ("refuted" if disjoint else "inconclusive")
 
 
 def evaluate_check(check: Check, m: Measure | None) -> Outcome:
@@ -68,64 +87,22 @@ def evaluate_check(check: Check, m: Measure | None) -> Outcome:
         return Outcome(**base, outcome="error", measured=None, lo=None, hi=None, unit="",
                        reason=f"verifier did not measure '{check.quantity}'")
     vals = dict(measured=m.value, lo=m.lo, hi=m.hi, unit=m.unit)
-    if not m.finite():
-        return Outcome(**base, **vals, outcome="error", reason="measured value is NaN or infinite")
+    broken = bad_interval(m)
+    if broken:
+        return Outcome(**base, **vals, outcome="error", reason=broken)
     lo = m.lo if m.lo is not None else m.value
     hi = m.hi if m.hi is not None else m.value
-    if check.op in ("<", "<="):
-        if _compare(check.op, hi, check.value):
-            res = "supported"
-        elif not _compare(check.op, lo, check.value):
-            res = "refuted"
-        else:
-            res = "inconclusive"
-    elif check.op in (">", ">="):
-        if _compare(check.op, lo, check.value):
-            res = "supported"
-        elif not _compare(check.op, hi, check.value):
-            res = "refuted"
-        else:
-            res = "inconclusive"
-    else:
-        a, b = band(check)
-        inside = a <= m.value <= b
-        disjoint = hi < a or lo > b
-        if check.op == "outside":
-            res = "supported" if disjoint else ("refuted" if inside else "inconclusive")
-        else:
-            res = "supported" if inside else ("refuted" if disjoint else "inconclusive")
-    return Outcome(**base, **vals, outcome=res, seed_fraction=_seed_fraction(check, m))
+    res = _judge(check, m.value, lo, hi)
+    return Outcome(**base, **vals, outcome=res, reason=say(check, res, m.value, lo, hi),
+                   seed_fraction=_seed_fraction(check, m))
 
 
 def _seed_fraction(check: Check, m: Measure) -> float | None:
     """How many of the per-seed values satisfy the rule on their own (point comparison)."""
     if not m.samples:
         return None
-    held = [evaluate_check(check, Measure(s)).outcome == "supported" for s in m.samples
-            if s == s]  # skip NaN seeds: they count as not holding below
-    return sum(held) / len(m.samples)
-
-
-def combine(outcomes: list[Outcome]) -> tuple[str, str]:
-    """Claim verdict and a one-line reason from its checks' outcomes."""
-    kinds = [o.outcome for o in outcomes]
-    if "error" in kinds:
-        bad = [o for o in outcomes if o.outcome == "error"]
-        return "error", "; ".join(f"{o.quantity}: {o.reason}" for o in bad)
-    if all(k == "supported" for k in kinds):
-        return "supported", "every check holds"
-    refuted = [o for o in outcomes if o.outcome == "refuted"]
-    held = [o for o in outcomes if o.outcome == "supported"]
-    if refuted:
-        named = all(o.part for o in outcomes)
-        if named and held:
-            ok = sorted({o.part for o in held} - {o.part for o in refuted})
-            no = sorted({o.part for o in refuted})
-            if ok:
-                return "partly-supported", f"holds: {', '.join(ok)}; fails: {', '.join(no)}"
-        return "refuted", "fails: " + ", ".join(o.rule for o in refuted)
-    return "inconclusive", "inside the noise: " + ", ".join(
-        o.rule for o in outcomes if o.outcome == "inconclusive")
+    held = [_judge(check, s, s, s) == "supported" for s in m.samples if math.isfinite(s)]
+    return sum(held) / len(m.samples)  # NaN seeds count as not holding
 
 
 def invert(decision: Decision) -> Decision:
@@ -133,13 +110,14 @@ def invert(decision: Decision) -> Decision:
     checks = []
     for c in decision.checks:
         d = c.model_dump()
-        if c.op == "approx":
+        if c.op in ("approx", "equivalent"):
             a, b = band(c)
-            d.update(op="outside", value=None, low=a, high=b, rel_tol=None, abs_tol=None)
+            d.update(op="outside", value=None, low=a, high=b, rel_tol=None, abs_tol=None,
+                     margin=None)
         else:
             d["op"] = _INVERSE[c.op]
         checks.append(Check.model_validate(d))
-    return Decision(checks=checks, key=decision.key, device_dependent=decision.device_dependent)
+    return decision.model_copy(update={"checks": checks})
 
 
 def decide(decision: Decision, measured: dict[str, Measure]) -> tuple[str, str, list[Outcome]]:
@@ -148,17 +126,16 @@ def decide(decision: Decision, measured: dict[str, Measure]) -> tuple[str, str, 
     return verdict, reason, outcomes
 
 
-def flip_margin(check: Check, m: Measure) -> str:
-    """How far the measured value must move for this check's outcome to change."""
-    if not m.finite():
+def replication_problem(decision: Decision | None, tier: str, replication: Any) -> str:
+    """Why the evidence's replication falls short of the claim's declared minimum ('' if not)."""
+    need = decision.replication.min_data_draws.get(tier) if decision and decision.replication else None
+    if not need:
         return ""
-    x = m.value
-    if check.op in ("<", "<=", ">", ">="):
-        gap = check.value - x
-        return f"{check.quantity} would have to move by {gap:+.4g} (to {check.value:g})"
-    a, b = band(check)
-    if a <= x <= b:
-        return (f"{check.quantity} would have to move by {a - x:+.4g} or {b - x:+.4g} "
-                f"to leave [{a:.4g}, {b:.4g}]")
-    gap = a - x if x < a else b - x
-    return f"{check.quantity} would have to move by {gap:+.4g} to enter [{a:.4g}, {b:.4g}]"
+    draws = replication.get("data_draws") if isinstance(replication, dict) else None
+    if not isinstance(draws, int) or isinstance(draws, bool):
+        return (f"the claim requires {need} data draws on the {tier} tier (decision.replication) "
+                f"but the evidence reports no replication.data_draws")
+    if draws < need:
+        return (f"the evidence reports {draws} data draw(s); the claim requires at least {need} "
+                f"on the {tier} tier (decision.replication)")
+    return ""

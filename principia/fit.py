@@ -221,6 +221,24 @@ def _lbfgs(starts: np.ndarray, lN, lD, lL, delta: float) -> np.ndarray:
     return best_x
 
 
+GRID_ROWS = 2000  # rows used to rank the initialisation grid (the fit itself uses every row)
+CHUNK = 2**20  # grid points × rows scored at once: memory stays ~100 MB whatever the data size
+
+
+def _grid_scores(G: np.ndarray, lN, lD, lL, delta: float) -> np.ndarray:
+    """Σ Huber of every grid point, on at most GRID_ROWS evenly spaced rows, in chunks of the
+    grid, so memory grows with neither grid × rows nor the number of runs."""
+    if lN.size > GRID_ROWS:
+        pick = np.linspace(0, lN.size - 1, GRID_ROWS).astype(int)
+        lN, lD, lL = lN[pick], lD[pick], lL[pick]
+    step = max(1, CHUNK // lN.size)
+    out = np.empty(len(G))
+    for i in range(0, len(G), step):
+        T = _terms(G[i:i + step], lN, lD)  # (chunk, n, 3)
+        out[i:i + step] = huber(logsumexp(T, axis=-1) - lL, delta).sum(axis=1)
+    return out
+
+
 @dataclass
 class ChinchillaFitResult:
     """L(N, D) = E + A/N^α + B/D^β with bootstrap intervals over rows."""
@@ -265,9 +283,7 @@ def fit_chinchilla(N, D, L, n_boot: int = 20, seed: int = 0, delta: float = DELT
     G = _grid(grid or HOFFMANN_GRID)
 
     def starts(lN, lD, lL, k):
-        T = _terms(G, lN, lD)  # (g, n, 3)
-        f = huber(logsumexp(T, axis=-1) - lL, delta).sum(axis=1)
-        return G if k is None else G[np.argsort(f)[:k]]
+        return G if k is None else G[np.argsort(_grid_scores(G, lN, lD, lL, delta))[:k]]
 
     with _one_blas_thread():
         theta = _lbfgs(starts(lN, lD, lL, n_starts), lN, lD, lL, delta)
@@ -275,7 +291,8 @@ def fit_chinchilla(N, D, L, n_boot: int = 20, seed: int = 0, delta: float = DELT
         rng = np.random.default_rng(seed)
         for _ in range(n_boot):
             i = rng.integers(0, N.size, N.size)
-            s = np.vstack([theta, starts(lN[i], lD[i], lL[i], 2)])
+            # many rows: a resample's optimum sits next to the full-data one; few: look wider
+            s = theta[None] if N.size > GRID_ROWS else np.vstack([theta, starts(lN[i], lD[i], lL[i], 2)])
             draws.append(_lbfgs(s, lN[i], lD[i], lL[i], delta))
     f_opt, _ = _objective(theta, lN, lD, lL, delta)
     intervals: dict[str, tuple[float, float]] = {}

@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .evidence import Figure, Series
-from .fit import ChinchillaFitResult, FitInputError, fit_chinchilla
 from .formulas import chinchilla_optimum, training_flops
 
-__all__ = ["add_parser", "run", "main", "read_runs", "RunsError", "report"]
+if TYPE_CHECKING:  # scipy is imported only when a fit runs, so the CLI itself starts fast
+    from .fit import ChinchillaFitResult
+
+__all__ = ["add_parser", "run", "main", "read_runs", "check_design", "RunsError", "report"]
 
 COLUMNS = ("params", "tokens", "loss")
 MIN_ROWS = 5  # five parameters to fit
+MAX_ROWS = 100_000  # far more runs than any scaling study; bounds the fit's time
+MAX_BYTES = 32 * 2**20
+MAX_VALUE = 1e30  # params and tokens beyond this overflow C = 6·N·D in float64 arithmetic
 KEYS = ("E", "A", "B", "alpha", "beta")
 
 
@@ -39,35 +45,75 @@ def _cell(path: Path, row: int, col: str, text: str | None) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise RunsError(f"{path}: row {row}: column '{col}' must be a number (got {text!r})") from None
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise RunsError(f"{path}: row {row}: column '{col}' must be a number (got {shown!r})") from None
     if not math.isfinite(v) or v <= 0:
         raise RunsError(f"{path}: row {row}: column '{col}' must be a positive number (got {text!r})")
+    if v > MAX_VALUE:
+        raise RunsError(f"{path}: row {row}: column '{col}' is {v:.3g}; values above {MAX_VALUE:g} "
+                        f"overflow the compute C = 6·N·D")
     return v
+
+
+def _text_of(path: Path) -> str:
+    """The file as text: UTF-8 (a leading byte-order mark is dropped), bounded in size."""
+    if not path.is_file():
+        raise RunsError(f"{path}: no such file")
+    if path.stat().st_size > MAX_BYTES:
+        raise RunsError(f"{path}: larger than {MAX_BYTES // 2**20} MiB")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise RunsError(f"{path}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+
+
+def _header(path: Path, reader: csv.DictReader) -> list[str]:
+    header = [h.strip() for h in reader.fieldnames or []]
+    dup = sorted({h for h in header if header.count(h) > 1 and h})
+    if dup:
+        raise RunsError(f"{path}: column(s) {', '.join(repr(d) for d in dup)} appear more than once "
+                        f"in the header")
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise RunsError(f"{path}: missing column(s) {', '.join(repr(m) for m in missing)} "
+                        f"(expected {', '.join(COLUMNS)}; got {', '.join(header) or 'no header'})")
+    return header
 
 
 def read_runs(path: Path | str) -> tuple[list[float], list[float], list[float]]:
     """(N, D, L) from a CSV; rows are numbered as in a spreadsheet (the header is row 1)."""
     path = Path(path)
-    if not path.is_file():
-        raise RunsError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in COLUMNS if c not in header]
-        if missing:
-            raise RunsError(f"{path}: missing column(s) {', '.join(repr(m) for m in missing)} "
-                            f"(expected {', '.join(COLUMNS)}; got {', '.join(header) or 'no header'})")
-        reader.fieldnames = header
-        cols: dict[str, list[float]] = {c: [] for c in COLUMNS}
+    reader = csv.DictReader(io.StringIO(_text_of(path), newline=""))
+    cols: dict[str, list[float]] = {c: [] for c in COLUMNS}
+    row_no = 1
+    try:
+        reader.fieldnames = _header(path, reader)
         for row_no, row in enumerate(reader, start=2):
             if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 continue  # blank line
+            if len(cols["loss"]) >= MAX_ROWS:
+                raise RunsError(f"{path}: more than {MAX_ROWS} runs; fit a sample of them")
             for c in COLUMNS:
                 cols[c].append(_cell(path, row_no, c, row.get(c)))
+    except csv.Error as e:
+        raise RunsError(f"{path}: row {row_no + 1}: not readable CSV ({e})") from None
     if len(cols["loss"]) < MIN_ROWS:
         raise RunsError(f"{path}: need at least {MIN_ROWS} runs to fit 5 parameters "
                         f"(got {len(cols['loss'])})")
     return cols["params"], cols["tokens"], cols["loss"]
+
+
+def check_design(path: Path | str, N: list[float], D: list[float]) -> None:
+    """Refuse designs that cannot identify the law: alpha needs several model sizes, beta
+    several data sizes, and identical runs are one run counted many times."""
+    for name, xs in (("params", N), ("tokens", D)):
+        if len(set(xs)) < 3:
+            raise RunsError(f"{path}: column '{name}' has {len(set(xs))} distinct value(s); "
+                            f"fitting its exponent needs at least 3")
+    if len(set(zip(N, D))) < MIN_ROWS:
+        raise RunsError(f"{path}: only {len(set(zip(N, D)))} distinct (params, tokens) pairs; "
+                        f"need at least {MIN_ROWS} for 5 parameters")
 
 
 def _budgets(N: list[float], D: list[float], given: list[float] | None) -> list[float]:
@@ -147,19 +193,28 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Fit and print; 2 on bad input."""
     try:
-        if args.boot < 0:
-            raise RunsError(f"--boot must be >= 0 (got {args.boot})")
+        if not 0 <= args.boot <= 1000:
+            raise RunsError(f"--boot must be between 0 and 1000 (got {args.boot})")
         if args.compute and any(not (c > 0 and math.isfinite(c)) for c in args.compute):
             raise RunsError(f"--compute must be positive (got {args.compute})")
         N, D, L = read_runs(args.runs)
-        fit = fit_chinchilla(N, D, L, n_boot=args.boot, seed=args.seed)
-    except (RunsError, FitInputError) as e:
+        check_design(args.runs, N, D)
+        from .fit import FitInputError, fit_chinchilla
+        try:
+            fit = fit_chinchilla(N, D, L, n_boot=args.boot, seed=args.seed)
+        except FitInputError as e:
+            raise RunsError(f"{args.runs}: {e}") from None
+    except RunsError as e:
         print(f"principia fit: error: {e}", file=sys.stderr)
         return 2
     doc = report(fit, _budgets(N, D, args.compute))
     print(json.dumps(doc, indent=2) if args.json else _text(doc))
     if args.plot:
-        args.plot.write_text(_svg(figure(N, D, L, fit)), encoding="utf-8")
+        try:
+            args.plot.write_text(_svg(figure(N, D, L, fit)), encoding="utf-8")
+        except OSError as e:
+            print(f"principia fit: error: cannot write {args.plot}: {e.strerror}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "OPTIMIZERS", "KAPLAN", "chinchilla_exponents", "chinchilla_compute_for_params",
     "HOFFMANN_TABLE3", "approach1_optimum", "kaplan_loss_N", "kaplan_loss_D", "kaplan_loss_C",
     "kaplan_loss_ND", "kaplan_critical_batch", "kaplan_alpha_C_min", "kaplan_allocation_exponents",
+    "kaplan_params", "gpt_params",
 ]
 
 PF_DAY = 1e15 * 24 * 3600  # 8.64e19 FLOPs; Kaplan et al. 2020 §1.3, Brown et al. 2020 App. D
@@ -28,6 +29,27 @@ def training_flops(N: float, D: float, flops_per_param_token: float = 6.0) -> fl
 
 def pf_days(flops: float) -> float:
     return flops / PF_DAY
+
+
+def kaplan_params(n_layer: int, d_model: int) -> float:
+    """N ≈ 2·d_model·n_layer·(2·d_attn + d_ff) = 12·n_layer·d_model² with d_attn = d_ff/4 = d_model
+    (Kaplan et al. 2020, §2.1 and Table 1; biases and LayerNorms omitted)."""
+    return 12.0 * n_layer * d_model ** 2
+
+
+def gpt_params(n_layer: int, d_model: int, vocab: int = 0, n_ctx: int = 0) -> dict[str, int]:
+    """Exact parameters of a GPT-2-style decoder (Radford et al. 2019; d_ff = 4·d_model, biases on
+    every linear layer, LayerNorm gain and bias, output tied to the token embedding).
+
+    Per layer: 12·d² matrix weights (Q, K, V, output 4·d²; MLP 8·d²) and 13·d biases and LayerNorm
+    parameters; the final LayerNorm adds 2·d. Embeddings: (vocab + n_ctx)·d."""
+    if min(n_layer, d_model) < 1 or min(vocab, n_ctx) < 0:
+        raise ValueError(f"need n_layer, d_model >= 1 and vocab, n_ctx >= 0 "
+                         f"(got {n_layer}, {d_model}, {vocab}, {n_ctx})")
+    non_embedding = 12 * n_layer * d_model ** 2 + 13 * n_layer * d_model + 2 * d_model
+    embedding = (vocab + n_ctx) * d_model
+    return {"params": non_embedding + embedding, "non_embedding": non_embedding,
+            "embedding": embedding, "kaplan_approx": int(kaplan_params(n_layer, d_model))}
 
 
 @dataclass(frozen=True)

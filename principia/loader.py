@@ -7,7 +7,10 @@ keys and oversized files, so a hostile claim cannot run code or exhaust memory.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .scan import hazards
 from .schema import ID_RE, Catalogue, Claim, Reference
 
 __all__ = ["Problem", "KnowledgeBase", "load_kb", "read_yaml", "MAX_BYTES"]
@@ -73,15 +77,31 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _read_regular(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
+    """At most MAX_BYTES of a regular file; a symlink, folder, FIFO or device is refused
+    (never followed, never blocked on, never read without bound)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        why = "is a symlink; claim files must be regular files" if e.errno == errno.ELOOP else \
+            f"cannot be read ({e.strerror})"
+        return None, [Problem(rel, "", why)]
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, [Problem(rel, "", "is not a regular file")]
+        raw = os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:
+        return None, [Problem(rel, "", f"file is over {MAX_BYTES} bytes, the limit")]
+    return raw, []
+
+
 def read_yaml(path: Path, rel: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML file; return (data, problems)."""
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        return None, [Problem(rel, "", f"cannot read file ({e.strerror})")]
-    if size > MAX_BYTES:
-        return None, [Problem(rel, "", f"file is {size} bytes; the limit is {MAX_BYTES}")]
-    raw = path.read_bytes()
+    raw, probs = _read_regular(path, rel)
+    if raw is None:
+        return None, probs
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -221,6 +241,10 @@ def _load_claim(kb: KnowledgeBase, path: Path) -> None:
     if not isinstance(data, dict):
         kb.problems.append(Problem(rel, "", f"a claim must be a mapping (got {type(data).__name__})"))
         return
+    bad = [Problem(rel, f, m) for f, m in hazards(data)]
+    if bad:
+        kb.problems += bad
+        return
     try:
         kb.claims[cid] = Claim.model_validate(data)
         kb.files[cid] = rel
@@ -297,4 +321,11 @@ def load_kb(root: Path | str = ".") -> KnowledgeBase:
             continue
         _load_claim(kb, path)
     _cross_checks(kb)
+    _table_checks(kb)
     return kb
+
+
+def _table_checks(kb: KnowledgeBase) -> None:
+    """Published claims' transcribed tables load cleanly (principia/tables.py)."""
+    from .tables import table_problems
+    kb.problems += table_problems(kb)

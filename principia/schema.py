@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
-    "Citation", "Source", "Assumption", "Check", "Decision", "Falsifier", "Relations",
-    "Claim", "Reference", "Section", "SeedDoc", "Catalogue", "json_schema", "KINDS", "TIERS",
+    "Citation", "Source", "Assumption", "Check", "Replication", "Decision", "Falsifier", "Relations",
+    "Claim", "Reference", "Section", "SeedDoc", "SourceErratum", "Catalogue", "json_schema", "KINDS", "TIERS",
 ]
 
-KINDS = ("closed", "run", "dist", "open")
+KINDS = ("closed", "run", "dist", "open", "published")
+TODO = "TODO:"  # the marker `principia new` leaves in a stub; a claim holding one is not finished
+# Kinds whose verifier computes in closed form: cheap to perturb, so a falsifier is required.
+NUMERIC_KINDS = ("closed", "published")
 TIERS = ("fast", "full")
 ID_RE = r"^[a-z0-9][a-z0-9-]{1,63}$"
 VERIFIER_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+TABLE_KEY_RE = r"^[a-z0-9][a-z0-9_-]{0,63}/[a-z0-9][a-z0-9_-]{0,63}$"  # <reference-key>/<name>
 
 Scalar = bool | int | float | str
 ParamValue = Scalar | list[Any] | dict[str, Any] | None
@@ -48,16 +52,26 @@ class Assumption(Strict):
     text: str
 
 
+BAND_OPS = ("approx", "between", "outside", "equivalent")
+COMPARE_OPS = ("<", "<=", ">", ">=")
+
+
 class Check(Strict):
     """One comparison of a measured quantity against the claim's expectation."""
 
     quantity: str = Field(description="Key in the verifier's Evidence.measured")
-    op: Literal["<", "<=", ">", ">=", "approx", "between", "outside"]
+    op: Literal["<", "<=", ">", ">=", "approx", "between", "outside", "equivalent"]
     value: float | None = None
     low: float | None = None
     high: float | None = None
     rel_tol: float | None = Field(None, ge=0)
     abs_tol: float | None = Field(None, ge=0)
+    margin: float | None = Field(None, gt=0, description=(
+        "Equivalence margin of op 'equivalent': supported when the whole interval lies within "
+        "value ± margin, refuted when it lies wholly outside"))
+    min_effect: float | None = Field(None, ge=0, description=(
+        "Smallest effect of interest of a comparison, declared before the run: an effect "
+        "|measured − value| smaller than it is neither supported nor refuted"))
     part: str = Field("", description="Names the part of the statement this check supports")
     source_says: str = Field("", description="What the source states; a refuted check is listed as an erratum")
     why: str = ""
@@ -73,7 +87,31 @@ class Check(Strict):
             raise ValueError(f"op '{self.op}' needs 'value'")
         if self.op == "approx" and self.rel_tol is None and self.abs_tol is None:
             raise ValueError("op 'approx' needs 'rel_tol' or 'abs_tol'")
+        if self.op == "equivalent" and self.margin is None:
+            raise ValueError("op 'equivalent' needs 'margin' (the equivalence margin, > 0)")
+        if self.op != "equivalent" and self.margin is not None:
+            raise ValueError(f"'margin' belongs to op 'equivalent' (got op '{self.op}')")
+        if self.min_effect is not None and self.op not in COMPARE_OPS:
+            raise ValueError(f"'min_effect' applies to comparisons {list(COMPARE_OPS)} "
+                             f"(got op '{self.op}'; a band's width is its margin)")
         return self
+
+
+class Replication(Strict):
+    """How many independent data draws a run's evidence must report, per tier."""
+
+    min_data_draws: dict[Literal["fast", "full"], int] = Field(description=(
+        "Fewest data draws (the data source's seed, a corpus sample or split) per tier, "
+        "e.g. {fast: 2, full: 5}; init seeds nest inside draws and do not count"))
+    why: str = ""
+
+    @field_validator("min_data_draws")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {t: n for t, n in v.items() if n < 1}
+        if bad:
+            raise ValueError(f"min_data_draws must be at least 1 (got {bad})")
+        return v
 
 
 class Decision(Strict):
@@ -83,6 +121,8 @@ class Decision(Strict):
         default_factory=list,
         description="Quantities whose outcome depends on the hardware that measures them (timings); "
                     "the reproduction test does not require them to repeat across runs")
+    replication: Replication | None = Field(None, description=(
+        "Data draws the evidence must report (Evidence.replication.data_draws); fewer is an error"))
 
     @model_validator(mode="after")
     def _key_known(self) -> "Decision":
@@ -101,11 +141,24 @@ class Falsifier(Strict):
     params: dict[str, ParamValue]
     why: str = Field(min_length=3)
     tier: Literal["fast", "full"] = "fast"
+    part: str = Field("", description="The part of the statement that must fail (a check naming it "
+                                      "refuted); empty: the whole claim must come out refuted")
 
 
 class Relations(Strict):
     uses: list[str] = Field(default_factory=list)
     contests: list[str] = Field(default_factory=list)
+
+
+def _todo_paths(data: Any, path: str = "") -> list[str]:
+    """Dotted paths of the string values that still hold the stub marker."""
+    if isinstance(data, str):
+        return [path or "(value)"] if TODO in data else []
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _todo_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _todo_paths(v, f"{path}.{i}")]
+    return []
 
 
 class Claim(Strict):
@@ -114,7 +167,7 @@ class Claim(Strict):
     section: str
     sources: list[Source] = Field(min_length=1)
     citations: list[Citation] = Field(min_length=1)
-    kind: Literal["closed", "run", "dist", "open"]
+    kind: Literal["closed", "run", "dist", "open", "published"]
     verifier: str | None = Field(None, pattern=VERIFIER_RE)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     tiers: dict[Literal["fast", "full"], dict[str, ParamValue]] = Field(default_factory=dict)
@@ -124,9 +177,23 @@ class Claim(Strict):
     falsify: list[Falsifier] = Field(default_factory=list)
     scope: str = Field("", description="What a small analogue does and does not show")
     untestable: str = Field("", description="For kind 'open': why no run here can settle it")
+    tables: list[Annotated[str, Field(pattern=TABLE_KEY_RE)]] = Field(
+        default_factory=list, description="For kind 'published': transcribed tables "
+                                          "data/<reference-key>/<name>.csv the verifier re-analyses")
     relations: Relations = Field(default_factory=Relations)
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
+    tiers_note: str = Field("", description=(
+        "Why the fast and full tiers' recorded verdicts differ; `principia check` warns about a "
+        "disagreement this does not explain"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_todo(cls, data: Any) -> Any:
+        left = sorted(_todo_paths(data))
+        if left:
+            raise ValueError(f"still a stub: fill in the '{TODO}' in {', '.join(left)}")
+        return data
 
     @field_validator("tags")
     @classmethod
@@ -136,13 +203,22 @@ class Claim(Strict):
             raise ValueError(f"tags must be lower-case words joined by '-' (got {bad})")
         return v
 
-    @field_validator("timeout_s")
+    @field_validator("timeout_s", mode="before")
     @classmethod
-    def _timeouts(cls, v: dict[str, float]) -> dict[str, float]:
-        for tier, s in v.items():
-            if not 0 < s <= 7200:
-                raise ValueError(f"timeout for tier '{tier}' must be in (0, 7200] s (got {s})")
+    def _timeouts(cls, v: Any) -> Any:
+        for tier, s in (v.items() if isinstance(v, dict) else ()):
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 1 <= s <= 7200:
+                raise ValueError(f"timeout for tier '{tier}' must be a number of seconds in "
+                                 f"[1, 7200] (got {s!r})")
         return v
+
+    @model_validator(mode="after")
+    def _published_tables(self) -> "Claim":
+        if self.kind == "published" and not self.tables:
+            raise ValueError("kind 'published' needs 'tables': the transcribed tables it re-analyses")
+        if self.tables and self.kind != "published":
+            raise ValueError(f"'tables' belong to kind 'published' claims (this one is '{self.kind}')")
+        return self
 
     @model_validator(mode="after")
     def _kind_fields(self) -> "Claim":
@@ -158,7 +234,16 @@ class Claim(Strict):
                 raise ValueError(f"kind '{self.kind}' needs {', '.join(repr(m) for m in missing)}")
             if "fast" not in self.tiers:
                 raise ValueError("every testable claim needs a 'fast' tier under 'tiers' (it may be {})")
+            self._falsifiers_fit()
         return self
+
+    def _falsifiers_fit(self) -> None:
+        """A falsifier's part must be one the checks name."""
+        parts = {c.part for c in self.decision.checks if c.part} if self.decision else set()
+        for i, f in enumerate(self.falsify):
+            if f.part and f.part not in parts:
+                raise ValueError(f"falsify.{i}.part '{f.part}' names no check's part "
+                                 f"(the checks name {sorted(parts)})")
 
     def tier_params(self, tier: str) -> dict[str, Any]:
         """The paper's values overlaid with the tier's settings."""
@@ -170,7 +255,7 @@ class Claim(Strict):
         them keeps recorded results current."""
         return {"kind": self.kind, "verifier": self.verifier, "params": self.tier_params(tier),
                 "decision": self.decision.model_dump(mode="json") if self.decision else None,
-                "untestable": self.untestable}
+                "untestable": self.untestable, **({"tables": self.tables} if self.tables else {})}
 
     def timeout(self, tier: str) -> float:
         return self.timeout_s.get(tier, 60.0 if tier == "fast" else 1800.0)
@@ -194,10 +279,19 @@ class Reference(Strict):
         return f"https://arxiv.org/abs/{self.arxiv}" if self.arxiv else self.url
 
 
+class SourceErratum(Strict):
+    """A slip in a seed document that no measurement can show: a wrong link, a garbled citation."""
+
+    place: str = Field(min_length=2, description="Where in the source")
+    says: str = Field(min_length=2, description="The source's own words, quoted")
+    finding: str = Field(min_length=2, description="What is wrong, and what it should be")
+
+
 class SeedDoc(Strict):
     title: str
     file: str = Field(description="File name of the seed document it was read from")
     url: str = Field("", pattern=r"^(https?://\S+|)$")
+    errata: list[SourceErratum] = Field(default_factory=list)
 
 
 class Section(Strict):

@@ -6,6 +6,7 @@ everything recorded before it.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import time
 from dataclasses import dataclass
@@ -14,19 +15,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .audit import claim_hash as audit_hash
-from .decide import decide
+from .decide import decide, replication_problem
 from .evidence import Figure, Measure, Series
 from .loader import KnowledgeBase, load_kb
 from .provenance import claim_hash, code_hash, git_commit, inputs_key, versions
 from .runner import DEFAULT_MEM_LIMIT, Task, TaskResult, run_tasks
 from .schema import Claim
-from .store import ResultStore
+from .store import ResultsError, ResultStore
 
-__all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "ENGINE_FILES"]
+__all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "task_tables", "ENGINE_FILES"]
 
 ENGINE = "principia 0.1.0"
 # Engine code that shapes a verdict: a change re-verifies everything.
-ENGINE_FILES = ("principia/decide.py", "principia/evidence.py", "principia/registry.py")
+ENGINE_FILES = ("principia/decide.py", "principia/wording.py", "principia/evidence.py",
+                "principia/registry.py")
 
 
 @dataclass
@@ -52,11 +54,17 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """' (did you mean 'x'?)' for the closest known name, or ''."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def select(kb: KnowledgeBase, ids: list[str] | None, shard: tuple[int, int] | None) -> list[str]:
     chosen = sorted(kb.claims) if not ids else list(dict.fromkeys(ids))
     unknown = [i for i in chosen if i not in kb.claims]
     if unknown:
-        raise KeyError(", ".join(unknown))
+        raise KeyError(", ".join(f"'{i}'{did_you_mean(i, list(kb.claims))}" for i in unknown))
     if shard:
         i, n = shard
         chosen = [c for k, c in enumerate(chosen) if k % n == i - 1]
@@ -81,12 +89,29 @@ def plan(kb: KnowledgeBase, ids: list[str], tier: str, device: str, force: bool,
         c = kb.claims[cid]
         ch = claim_hash(c.verdict_inputs(tier))
         cod = code_hash(kb.root, c.verifier) + eng if c.verifier else eng
+        cod += _tables_hash(kb.root, c)
         key = inputs_key(ch, cod, tier, device)
         old = store.fetch(cid, tier)
         cached = (not force and old is not None and old.get("verdict") != "error"
                   and old.get("provenance", {}).get("inputs_key") == key)
         out.append(Plan(cid, c, key, ch, cod, cached))
     return out
+
+
+def _tables_hash(root: Path, claim: Claim) -> str:
+    """A published claim's transcribed tables are inputs: editing one re-verifies the claim."""
+    if not claim.tables:
+        return ""
+    from .tables import tables_digest
+    return tables_digest(root, claim.tables)[:16]
+
+
+def task_tables(root: Path, claim: Claim) -> dict[str, list[dict[str, Any]]] | None:
+    """The parsed rows the engine hands a published claim's verifier (None for other kinds)."""
+    if not claim.tables:
+        return None
+    from .tables import load_tables
+    return load_tables(root, claim.tables)
 
 
 def _measures(evidence: dict[str, Any]) -> dict[str, Measure]:
@@ -99,13 +124,22 @@ def _measures(evidence: dict[str, Any]) -> dict[str, Measure]:
     return out
 
 
-def decide_result(claim: Claim, evidence: dict[str, Any] | None, error: dict[str, Any] | None) -> dict[str, Any]:
+def decide_result(claim: Claim, evidence: dict[str, Any] | None, error: dict[str, Any] | None,
+                  tier: str = "fast") -> dict[str, Any]:
     """Verdict, reason and check outcomes from evidence (or the error that replaced it)."""
     if claim.kind == "open":
         return {"verdict": "untestable", "reason": claim.untestable.strip(), "checks": []}
     if error is not None:
         return {"verdict": "error", "reason": f"{error.get('type')}: {error.get('message')}", "checks": []}
-    verdict, reason, outcomes = decide(claim.decision, _measures(evidence or {}))
+    measured = _measures(evidence or {})
+    verdict, reason, outcomes = decide(claim.decision, measured)
+    short = replication_problem(claim.decision, tier, (evidence or {}).get("replication"))
+    if short:  # too few independent draws: the interval is not the one the rule was declared for
+        verdict, reason = "error", f"replication: {short}"
+    missing = [c.quantity for c in claim.decision.checks if c.quantity not in measured]
+    if missing:  # a misspelt quantity: say which measured name was probably meant
+        reason = "; ".join(f"'{q}' is not measured{did_you_mean(q, list(measured)) or f' (measured: {sorted(measured)})'}"
+                           for q in missing)
     return {"verdict": verdict, "reason": reason, "checks": [o.to_json() for o in outcomes]}
 
 
@@ -124,7 +158,7 @@ def _provenance(root: Path, p: Plan, tier: str, device: str, res: TaskResult | N
 def _result(root: Path, p: Plan, tier: str, device: str, res: TaskResult | None) -> dict[str, Any]:
     evidence = res.evidence if res else None
     error = res.error if res else None
-    decided = decide_result(p.claim, evidence, error)
+    decided = decide_result(p.claim, evidence, error, tier)
     key = p.claim.decision.key or p.claim.decision.checks[0].quantity if p.claim.decision else ""
     return {"claim": p.claim_id, "tier": tier, "kind": p.claim.kind, "key": key, **decided,
             "claim_hash": audit_hash(p.claim), **_reported(evidence),
@@ -154,7 +188,12 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
 
     def record(p: Plan, res: TaskResult | None) -> None:
         result = _result(root, p, tier, device, res)
-        store.save(result)
+        try:
+            store.save(result)
+        except (ResultsError, OSError) as e:  # one unwritable file must not lose the others
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            result = {**result, "verdict": "error",
+                      "reason": f"result not recorded in {store.path(p.claim_id, tier)}: {why}"}
         rows.append({"claim": p.claim_id, "verdict": result["verdict"], "cached": False,
                      "duration_s": result["provenance"]["duration_s"],
                      "peak_rss_mib": result["provenance"]["peak_rss_mib"], "reason": result["reason"]})
@@ -171,9 +210,14 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
             record(p, None)
         else:
             threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-            tasks.append(Task(p.claim_id, p.claim.verifier, p.claim.tier_params(tier),
-                              p.claim.timeout(tier) * timeout_scale, tier, device, threads, mem_limit,
-                              str(root)))
+            task = Task(p.claim_id, p.claim.verifier, p.claim.tier_params(tier),
+                        p.claim.timeout(tier) * timeout_scale, tier, device, threads, mem_limit, str(root))
+            try:
+                task.tables = task_tables(root, p.claim)
+            except ValueError as e:  # a malformed transcription: an error result, not a traceback
+                record(p, TaskResult(task, False, error={"type": "tables", "message": str(e)}))
+                continue
+            tasks.append(task)
             by_id[p.claim_id] = p
     for res in run_tasks(tasks, jobs, on_start=lambda t: emit("start", t.claim_id, None)):
         record(by_id[res.task.claim_id], res)

@@ -16,13 +16,14 @@ CLAIM = textwrap.dedent("""\
     sources: [{seed: bm-principles, place: "How 1.1"}]
     citations: [{ref: kaplan2020, locator: "Eq. 1.1"}]
     kind: closed
-    verifier: "tests.fixtures.faulty:@FN@"
+    verifier: "verifiers.faulty:@FN@"
     params: @PARAMS@
     tiers: {fast: {}}
     timeout_s: {fast: @TIMEOUT@}
     decision:
       checks:
         - {quantity: x, op: approx, value: 1, rel_tol: 0.1}
+    falsify: [{params: {}, why: "a fixture: never run"}]
     """)
 
 
@@ -36,10 +37,16 @@ def kb_root(tmp_path: Path) -> Path:
     (tmp_path / "claims").mkdir()
     for name in ("_sections.yaml", "_references.yaml"):
         shutil.copy(ROOT / "claims" / name, tmp_path / "claims" / name)
-    # the fixture verifiers live in this repository's tests package
-    (tmp_path / "tests").symlink_to(ROOT / "tests")
-    (tmp_path / "principia").symlink_to(ROOT / "principia")
+    add_fixture_verifiers(tmp_path)
     return tmp_path
+
+
+def add_fixture_verifiers(root: Path) -> None:
+    """Copy the misbehaving fixture verifiers to root/verifiers/faulty.py: a claim may only name
+    a function of a regular module in its knowledge base's own verifiers/ folder."""
+    (root / "verifiers").mkdir(exist_ok=True)
+    (root / "verifiers" / "__init__.py").write_text('"""Fixture verifiers."""\n')
+    shutil.copy(ROOT / "tests" / "fixtures" / "faulty.py", root / "verifiers" / "faulty.py")
 
 
 def write_claim(root: Path, cid: str, text: str) -> Path:

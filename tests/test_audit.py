@@ -61,3 +61,59 @@ def test_verify_records_the_hash_in_result_and_history(kb_root):
     c = _claim()
     assert got["claim_hash"] == claim_hash(c) == got["history"][-1]["claim_hash"]
     assert not is_stale(c, got)
+
+
+def _check_cli(root, *args: str):
+    import subprocess, sys
+    from tests.conftest import ROOT
+    return subprocess.run([sys.executable, "-m", "principia", "--root", str(root), "check", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_strict_check_fails_naming_a_claim_edited_after_its_result(kb_root):
+    """Editing a decision without re-recording makes `check --strict` exit non-zero, naming it;
+    plain `check` only warns."""
+    write_claim(kb_root, "tiny", claim_text())
+    verify(kb_root, ["tiny"])
+    assert _check_cli(kb_root, "--strict").returncode == 0
+    write_claim(kb_root, "tiny", claim_text().replace("rel_tol: 0.1", "rel_tol: 0.2"))
+    loose, strict = _check_cli(kb_root), _check_cli(kb_root, "--strict")
+    assert loose.returncode == 0 and "tiny.fast.json is stale" in loose.stderr
+    assert strict.returncode == 1 and "claims/tiny.yaml" in strict.stderr
+
+
+def test_unexplained_tier_disagreement_fails_strict_check(kb_root):
+    """Fast and full verdicts that differ need a 'tiers_note'; with one, strict check passes."""
+    from principia.check import report_findings
+    from principia.loader import load_kb
+    import io, json
+    write_claim(kb_root, "tiny", claim_text())
+    verify(kb_root, ["tiny"])
+    res = kb_root / "results" / "tiny.fast.json"
+    full = {**json.loads(res.read_text()), "tier": "full", "verdict": "refuted"}
+    (kb_root / "results" / "tiny.full.json").write_text(json.dumps(full))
+    assert report_findings(load_kb(kb_root), strict=True, out=io.StringIO()) == 1
+    write_claim(kb_root, "tiny", claim_text() + "tiers_note: \"The full tier reaches the regime.\"\n")
+    assert report_findings(load_kb(kb_root), strict=True, out=io.StringIO()) == 0
+
+
+def test_result_carries_replication_and_scale_and_short_replication_is_an_error():
+    """Replication and scale are lifted to the result; too few draws for the declared rule errs."""
+    from principia.verify import decide_result, _reported
+    ev = {"measured": {"x": {"value": 1.0}}, "replication": {"data_draws": 1, "seeds": 3, "reason": ""},
+          "scale": {"max_params": 10, "max_tokens": 100, "data": ["markov"]}}
+    assert _reported(ev) == {"replication": ev["replication"], "scale": ev["scale"]}
+    data = yaml.safe_load(claim_text())
+    data["decision"]["replication"] = {"min_data_draws": {"fast": 2}}
+    got = decide_result(Claim.model_validate(data), ev, None, "fast")
+    assert got["verdict"] == "error" and "at least 2" in got["reason"]
+
+
+def test_amended_after_counts_runs_judged_by_another_version():
+    """History entries with another claim hash are counted; unhashed old entries are not."""
+    from principia.audit import amended_after
+    c = _claim()
+    hist = [{"verdict": "supported"}, {"claim_hash": "a" * 16}, {"claim_hash": "b" * 16},
+            {"claim_hash": claim_hash(c)}]
+    assert amended_after(c, {"history": hist}) == 2
+    assert amended_after(c, None) == 0

@@ -123,3 +123,66 @@ def test_no_request_leaves_the_site(page, server, site):
         page.wait_for_load_state("networkidle")
     hosts = {urlparse(u).hostname for u in page.requests if urlparse(u).scheme in ("http", "https")}
     assert hosts <= {"127.0.0.1"}, hosts
+
+
+def _shoot(page, name: str, width: int) -> None:
+    """A full-page screenshot under build/screenshots (kept by CI as an artifact)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    page.wait_for_load_state("networkidle")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_screenshots_of_home_run_claim_and_graph(page, server, site, width):
+    """The home page, a run claim's page and the graph, at desktop and phone widths."""
+    page.goto(f"{server}/index.html")
+    _shoot(page, "home", width)
+    page.goto(_claim_url(server, site, "plain-claim"))
+    _shoot(page, "run-claim", width)
+    page.goto(f"{server}/graph.html")
+    _shoot(page, "graph", width)
+    assert (SHOTS / f"graph-{width}.png").is_file()
+
+
+def test_no_claim_page_scrolls_sideways_on_a_phone(page, server, site):
+    """At 390 px no claim page is wider than the screen (wide tables scroll inside themselves)."""
+    page.set_viewport_size({"width": 390, "height": 800})
+    wide = []
+    for path in sorted((site / "claims").glob("*.html")):
+        page.goto(f"{server}/claims/{path.name}")
+        over = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if over > 1:
+            wide.append((path.name, over))
+    assert wide == []
+
+
+def test_home_table_lists_every_claim_and_filters(page, server, site):
+    """Every claim is a row of the home table; choosing a verdict hides the other rows."""
+    page.goto(f"{server}/index.html")
+    rows = page.locator("table.pp-claims tbody tr")
+    n = len(list((site / "claims").glob("*.html")))
+    assert rows.count() == n
+    page.select_option('select[data-filter="verdict"]', "refuted")
+    shown = page.locator("table.pp-claims tbody tr:not([hidden])")
+    assert all(v == "refuted" for v in shown.evaluate_all("rs => rs.map(r => r.dataset.verdict)"))
+    assert "of %d claims shown" % n in page.inner_text(".pp-shown")
+
+
+def test_dashboard_count_opens_the_filtered_home_table(page, server):
+    """Clicking a verdict count on the dashboard shows only that verdict's claims on the home page."""
+    page.goto(f"{server}/dashboard.html")
+    link = page.locator('a[href^="index.html#verdict="]').first
+    verdict = link.get_attribute("href").split("verdict=")[1]
+    link.click()
+    page.wait_for_load_state("load")
+    assert page.locator('select[data-filter="verdict"]').input_value() == verdict
+    verdicts = page.locator("table.pp-claims tbody tr:not([hidden])").evaluate_all("rs => rs.map(r => r.dataset.verdict)")
+    assert verdicts and set(verdicts) == {verdict}
+
+
+def test_home_filter_works_from_the_file_system(page, site):
+    """Opened as a file (no server at all), the table still filters: it needs no network."""
+    page.goto((site / "index.html").as_uri() + "#verdict=supported")
+    verdicts = page.locator("table.pp-claims tbody tr:not([hidden])").evaluate_all("rs => rs.map(r => r.dataset.verdict)")
+    assert verdicts and set(verdicts) == {"supported"}

@@ -8,7 +8,7 @@ from principia.decide import decide, invert
 from principia.loader import load_kb
 from principia.runner import Task, run_tasks
 from principia.store import ReadOnlyStore
-from principia.verify import _measures, verify
+from principia.verify import _measures, task_tables, verify
 from tests.conftest import ROOT
 
 KB = load_kb(ROOT)
@@ -22,11 +22,19 @@ def test_knowledge_base_is_valid():
     assert KB.ok, "\n".join(map(str, KB.problems))
 
 
+def _selected(session: pytest.Session) -> list[str]:
+    """Claim ids of the collected tests that need a fresh run (so `-k ID` runs one claim)."""
+    ids = {item.callspec.params["cid"] for item in session.items
+           if "fresh" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")}
+    return sorted(ids & set(KB.claims))
+
+
 @pytest.fixture(scope="session")
-def fresh(tmp_path_factory):
-    """The whole fast tier, re-run from scratch into a scratch results folder."""
+def fresh(request, tmp_path_factory):
+    """The selected claims' fast tier, re-run from scratch into a scratch results folder."""
     out = tmp_path_factory.mktemp("results")
-    rows = verify(ROOT, tier="fast", jobs=2, force=True, results_dir=out)
+    ids = _selected(request.session)
+    rows = verify(ROOT, ids, tier="fast", jobs=2, force=True, results_dir=out) if ids else []
     return {r["claim"]: r for r in rows}, ReadOnlyStore(out)
 
 
@@ -76,7 +84,12 @@ def test_perturbed_parameters_refute(cid, i):
     claim = KB.claims[cid]
     f = claim.falsify[i]
     params = {**claim.tier_params(f.tier), **f.params}
-    (res,) = list(run_tasks([Task(cid, claim.verifier, params, claim.timeout(f.tier), f.tier)]))
+    (res,) = list(run_tasks([Task(cid, claim.verifier, params, claim.timeout(f.tier), f.tier,
+                                   tables=task_tables(ROOT, claim))]))
     assert res.ok, f"{cid}: falsifier run failed: {res.error}"
-    verdict, reason, _ = decide(claim.decision, _measures(res.evidence))
+    verdict, reason, outcomes = decide(claim.decision, _measures(res.evidence))
+    if f.part:  # one part of a many-part statement must fail, as the verdict counts parts
+        named = {o.quantity: o.outcome for o in outcomes if o.part == f.part}
+        assert "refuted" in named.values(), f"{cid}: with {f.params} ({f.why}) the part gives {named}"
+        return
     assert verdict == "refuted", f"{cid}: with {f.params} ({f.why}) the verdict is {verdict}: {reason}"

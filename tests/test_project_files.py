@@ -44,10 +44,10 @@ def test_workflow_verifies_in_shards_and_merges():
 def test_merge_copies_results_and_reports_changes(tmp_path):
     """Merging shard folders keeps all results and names each changed verdict."""
     src, dest = ResultStore(tmp_path / "a"), ResultStore(tmp_path / "b")
-    dest.save({"claim": "x", "tier": "fast", "verdict": "supported"})
-    src.save({"claim": "x", "tier": "fast", "verdict": "refuted"})
-    src.save({"claim": "y", "tier": "fast", "verdict": "supported"})
-    changed = merge(tmp_path / "a", tmp_path / "b")
-    assert ("x", "fast", "supported", "refuted") in changed
-    assert dest.fetch("y", "fast")["verdict"] == "supported"
-    assert [h["verdict"] for h in dest.fetch("x", "fast")["history"]] == ["supported", "refuted"]
+    dest.save({"claim": "xx", "tier": "fast", "verdict": "supported"})
+    src.save({"claim": "xx", "tier": "fast", "verdict": "refuted"})
+    src.save({"claim": "yy", "tier": "fast", "verdict": "supported"})
+    changed, problems = merge(tmp_path / "a", tmp_path / "b")
+    assert ("xx", "fast", "supported", "refuted") in changed and not problems
+    assert dest.fetch("yy", "fast")["verdict"] == "supported"
+    assert [h["verdict"] for h in dest.fetch("xx", "fast")["history"]] == ["supported", "refuted"]

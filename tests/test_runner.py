@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from principia.verify import verify
-from tests.conftest import claim_text, write_claim
+from tests.conftest import add_fixture_verifiers, claim_text, write_claim
 
 FAULTS = {
     "raises": "RuntimeError: deliberate failure",
@@ -27,6 +27,7 @@ def faulty_run(tmp_path_factory):
     (root / "claims").mkdir()
     for name in ("_sections.yaml", "_references.yaml"):
         shutil.copy(ROOT / "claims" / name, root / "claims" / name)
+    add_fixture_verifiers(root)
     write_claim(root, "good-one", claim_text("good"))
     for cid in FAULTS:
         write_claim(root, cid, claim_text(cid.replace("-", "_"), timeout=3 if cid == "hangs" else 60))
@@ -54,10 +55,11 @@ def test_bad_parameter_is_an_error_naming_it(kb_root):
     assert row["verdict"] == "error" and "x" in row["reason"]
 
 
-def test_peak_memory_of_each_verifier_is_recorded():
+def test_peak_memory_of_each_verifier_is_recorded(kb_root):
     """A verifier that briefly holds 300 MiB reports a peak at least 250 MiB above one that holds none."""
     from principia.runner import Task, run_tasks
-    small, big = (Task(f"m{m}", "tests.fixtures.faulty:holds", {"mib": m}, 60) for m in (0, 300))
+    small, big = (Task(f"m{m}", "verifiers.faulty:holds", {"mib": m}, 60, root=str(kb_root))
+                  for m in (0, 300))
     res = {r.task.claim_id: r for r in run_tasks([small, big], jobs=1)}
     assert res["m0"].ok and res["m300"].ok
     assert res["m300"].peak_rss - res["m0"].peak_rss >= 250 * 2**20

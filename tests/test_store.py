@@ -21,18 +21,18 @@ def _result(cid: str, verdict: str = "supported", value: float = 1.0) -> dict:
 def test_save_then_fetch_round_trips(tmp_path):
     """A saved result is read back unchanged, with one history entry."""
     store = ResultStore(tmp_path)
-    store.save(_result("a"))
-    got = store.fetch("a", "fast")
+    store.save(_result("aa"))
+    got = store.fetch("aa", "fast")
     assert got["verdict"] == "supported" and len(got["history"]) == 1
 
 
 def test_history_grows_when_the_verdict_changes(tmp_path):
     """A changed verdict or value appends to the history; a repeat does not."""
     store = ResultStore(tmp_path)
-    store.save(_result("a"))
-    store.save(_result("a"))
-    store.save(_result("a", "refuted", 2.0))
-    hist = store.fetch("a", "fast")["history"]
+    store.save(_result("aa"))
+    store.save(_result("aa"))
+    store.save(_result("aa", "refuted", 2.0))
+    hist = store.fetch("aa", "fast")["history"]
     assert [h["verdict"] for h in hist] == ["supported", "refuted"]
     assert hist[-1]["value"] == 2.0
 
@@ -40,7 +40,7 @@ def test_history_grows_when_the_verdict_changes(tmp_path):
 def test_nan_is_stored_as_valid_json(tmp_path):
     """Non-finite numbers do not make the file invalid JSON."""
     store = ResultStore(tmp_path)
-    path = store.save(_result("a", "error", float("nan")))
+    path = store.save(_result("aa", "error", float("nan")))
     assert json.loads(path.read_text())["checks"][0]["measured"] == "nan"
 
 

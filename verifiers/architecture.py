@@ -10,34 +10,30 @@ the counter (it reports 0 FLOPs), so attention is counted through the math backe
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.formulas import gpt_params, kaplan_params
 from principia.types import PosInt, Seeds
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
 from verifiers.lab.train import TrainConfig, set_seed, train_lm
-from verifiers.precision import clock, one_thread
+from verifiers.lab.measure import clock, count_flops, flop_counter, one_thread
 
 __all__ = [
     "kaplan_N", "kaplan_forward_flops", "count_flops", "FusedParallelBlock",
     "param_count_12ld2", "forward_flops", "parallel_layers",
 ]
 
-# GPT-2's four shapes (n_layer, d_model): Radford et al. 2019, Table 2.
-GPT2_SHAPES = [[12, 768], [24, 1024], [36, 1280], [48, 1600]]
-
 
 def kaplan_N(n_layer: int, d_model: int) -> float:
     """N ≈ 2·d_model·n_layer·(2·d_attn + d_ff) = 12·n_layer·d_model² with d_attn = d_ff/4 =
-    d_model (Kaplan et al. 2020, Table 1 and Eq. 2.1)."""
-    return 12 * n_layer * d_model ** 2
+    d_model (Kaplan et al. 2020, Table 1 and Eq. 2.1); the formula `principia calc params` uses."""
+    return kaplan_params(n_layer, d_model)
 
 
 def kaplan_forward_flops(N: float, n_layer: int, n_ctx: int, d_attn: int) -> float:
@@ -52,9 +48,8 @@ def _meta_gpt(**cfg) -> GPT:
 
 # --- param-count-12ld2 --------------------------------------------------------------------
 
-def param_count_12ld2(shapes: list[list[PosInt]] | None = None, head_size: PosInt = 64) -> Evidence:
+def param_count_12ld2(shapes: list[list[PosInt]], head_size: PosInt) -> Evidence:
     """Non-embedding parameters of real GPTs against 12·n_layer·d_model²."""
-    shapes = shapes or GPT2_SHAPES
     rows, errs, unexplained = [], [], []
     for L, d in shapes:
         model = _meta_gpt(vocab_size=64, n_ctx=64, n_layer=L, d_model=d,
@@ -62,7 +57,7 @@ def param_count_12ld2(shapes: list[list[PosInt]] | None = None, head_size: PosIn
         N = model.non_embedding_params()
         approx = kaplan_N(L, d)
         # Left out by the approximation: 13·d of biases and LayerNorms per layer, 2·d at the end.
-        small = 13 * L * d + 2 * d
+        small = gpt_params(L, d)["non_embedding"] - approx
         errs.append(N / approx - 1)
         unexplained.append(abs(N - approx - small))
         rows.append({"n_layer": L, "d_model": d, "N counted": N, "12·n_layer·d²": approx,
@@ -87,24 +82,6 @@ def param_count_12ld2(shapes: list[list[PosInt]] | None = None, head_size: PosIn
 
 # --- forward-flops ------------------------------------------------------------------------
 
-@contextmanager
-def _counting():
-    """FlopCounterMode with attention routed through the math backend, so bmm is counted."""
-    counter = FlopCounterMode(display=False)
-    with sdpa_kernel(SDPBackend.MATH), counter:
-        yield counter
-
-
-def count_flops(model: nn.Module, idx: torch.Tensor, backward: bool = False) -> dict[str, int]:
-    """FLOPs by aten op of one forward (and backward) pass; 'total' added."""
-    with _counting() as c:
-        out = model(idx)
-        if backward:
-            out.float().sum().backward()
-    by_op = {str(k).split(".")[-1]: int(v) for k, v in c.get_flop_counts()["Global"].items()}
-    return {**by_op, "total": int(c.get_total_flops())}
-
-
 def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     """Counted FLOPs of one layer's attention core (QKᵀ, softmax, AV) over T positions.
 
@@ -113,7 +90,7 @@ def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     Zeros on CPU: cheap, and the count depends on shapes only."""
     q = torch.zeros(1, n_head, T, hs)
     k, v = torch.zeros_like(q), torch.zeros_like(q)
-    with _counting() as c:
+    with flop_counter() as c:
         if not causal_prefix:
             F.scaled_dot_product_attention(q, k, v, is_causal=True)
         for t in range(T if causal_prefix else 0):
@@ -121,51 +98,50 @@ def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     return int(c.get_total_flops())
 
 
-def forward_flops(n_layer: PosInt = 12, d_model: PosInt = 768, n_head: PosInt = 12,
-                  n_ctx: PosInt = 1024, vocab_size: PosInt = 50257, check_cpu: bool = True) -> Evidence:
-    """Counted forward and forward+backward FLOPs of a real GPT against Kaplan's 2N + 2·L·n_ctx·d."""
-    model = _meta_gpt(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d_model,
-                      n_head=n_head)
+def _flop_terms(n_layer: int, d_model: int, n_head: int, n_ctx: int, vocab_size: int) -> dict[str, float]:
+    """Counted FLOPs of one sequence on a meta-device GPT, by term, with Kaplan's for comparison."""
+    model = _meta_gpt(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d_model, n_head=n_head)
     T, hs = n_ctx, d_model // n_head
     idx = torch.zeros(1, T, dtype=torch.long, device="meta")
-    fwd = count_flops(model, idx)["total"]
-    train = count_flops(model, idx, backward=True)["total"]
-    head = count_flops(model.head, torch.zeros(1, T, d_model, device="meta"))["total"]
-    attn_dense = n_layer * _attention_flops(n_head, T, hs, causal_prefix=False)
-    attn_causal = n_layer * _attention_flops(n_head, T, hs, causal_prefix=True)
-    dense = fwd - head - attn_dense                 # the blocks' linear layers
-    N = model.non_embedding_params()                # the head is tied to the token embedding
-    kaplan_ctx = 2 * n_layer * n_ctx * d_model * T  # Kaplan's context term, per sequence
-    kaplan = kaplan_forward_flops(N, n_layer, n_ctx, d_model) * T
+    c = {"fwd": count_flops(model, idx)["total"], "train": count_flops(model, idx, backward=True)["total"],
+         "head": count_flops(model.head, torch.zeros(1, T, d_model, device="meta"))["total"],
+         "attn_dense": n_layer * _attention_flops(n_head, T, hs, causal_prefix=False),
+         "attn_causal": n_layer * _attention_flops(n_head, T, hs, causal_prefix=True),
+         "N": model.non_embedding_params(),              # the head is tied to the token embedding
+         "kaplan_ctx": 2 * n_layer * n_ctx * d_model * T}  # Kaplan's context term, per sequence
+    c["dense"] = c["fwd"] - c["head"] - c["attn_dense"]  # the blocks' linear layers
+    c["kaplan"] = kaplan_forward_flops(c["N"], n_layer, n_ctx, d_model) * T
+    return c
+
+
+def forward_flops(n_layer: PosInt, d_model: PosInt, n_head: PosInt,
+                  n_ctx: PosInt, vocab_size: PosInt, check_cpu: bool) -> Evidence:
+    """Counted forward and forward+backward FLOPs of a real GPT against Kaplan's 2N + 2·L·n_ctx·d."""
+    c, T = _flop_terms(n_layer, d_model, n_head, n_ctx, vocab_size), n_ctx
     m = {
-        "dense_over_2N": Measure(dense / (2 * N * T), note="block matmuls / 2N per token"),
-        "attention_dense_over_kaplan": Measure(attn_dense / kaplan_ctx,
+        "dense_over_2N": Measure(c["dense"] / (2 * c["N"] * T), note="block matmuls / 2N per token"),
+        "attention_dense_over_kaplan": Measure(c["attn_dense"] / c["kaplan_ctx"],
                                                note="full T×T kernel / 2·n_layer·n_ctx·d_model"),
-        "attention_causal_over_kaplan": Measure(attn_causal / kaplan_ctx,
-                                                note="query t attends to t+1 keys"),
-        "forward_over_kaplan": Measure((fwd - head) / kaplan,
+        "attention_causal_over_kaplan": Measure(c["attn_causal"] / c["kaplan_ctx"], note="query t attends to t+1 keys"),
+        "forward_over_kaplan": Measure((c["fwd"] - c["head"]) / c["kaplan"],
                                        note="counted forward without de-embedding, dense attention"),
-        "deembed_share": Measure(head / fwd, note="de-embedding matmul / counted forward"),
-        "train_over_forward": Measure(train / fwd, note="forward+backward / forward"),
+        "deembed_share": Measure(c["head"] / c["fwd"], note="de-embedding matmul / counted forward"),
+        "train_over_forward": Measure(c["train"] / c["fwd"], note="forward+backward / forward"),
     }
-    rows = [{"term": "block matmuls", "counted per token": dense / T, "Kaplan": 2 * N},
-            {"term": "attention, dense kernel", "counted per token": attn_dense / T,
-             "Kaplan": kaplan_ctx / T},
-            {"term": "attention, causal prefix (KV-cache order)", "counted per token": attn_causal / T,
-             "Kaplan": kaplan_ctx / T},
-            {"term": "de-embedding (outside Kaplan's C_forward)", "counted per token": head / T,
-             "Kaplan": 0},
-            {"term": "forward + backward", "counted per token": train / T, "Kaplan": 3 * kaplan / T}]
-    notes = [f"N = {N:,} non-embedding parameters. A dense attention kernel computes the whole "
-             f"T×T score matrix: {attn_dense / kaplan_ctx:.2f}× Kaplan's context term. Counting only "
-             f"the unmasked half (each query t against t+1 keys) gives "
-             f"{attn_causal / kaplan_ctx:.4f}×: Kaplan's term is the causal work, QKᵀ and AV each "
-             "over n_ctx/2 keys on average.",
-             f"The de-embedding matmul (2·d·n_vocab per token) is {head / fwd:.1%} of the counted "
+    rows = [{"term": term, "counted per token": c[k] / T, "Kaplan": kap}
+            for term, k, kap in (("block matmuls", "dense", 2 * c["N"]),
+                                 ("attention, dense kernel", "attn_dense", c["kaplan_ctx"] / T),
+                                 ("attention, causal prefix (KV-cache order)", "attn_causal", c["kaplan_ctx"] / T),
+                                 ("de-embedding (outside Kaplan's C_forward)", "head", 0),
+                                 ("forward + backward", "train", 3 * c["kaplan"] / T))]
+    notes = [f"N = {c['N']:,} non-embedding parameters. A dense attention kernel computes the whole "
+             f"T×T score matrix: {m['attention_dense_over_kaplan'].value:.2f}× Kaplan's context term. Counting "
+             f"only the unmasked half (each query t against t+1 keys) gives "
+             f"{m['attention_causal_over_kaplan'].value:.4f}×: Kaplan's term is the causal work, QKᵀ and AV "
+             "each over n_ctx/2 keys on average.",
+             f"The de-embedding matmul (2·d·n_vocab per token) is {c['head'] / c['fwd']:.1%} of the counted "
              "forward here; Kaplan's C_forward leaves it out with the embeddings."]
-    if check_cpu:
-        notes.append(_cpu_cross_check())
-    return Evidence(measured=m, table=rows, notes=notes)
+    return Evidence(measured=m, table=rows, notes=notes + ([_cpu_cross_check()] if check_cpu else []))
 
 
 def _cpu_cross_check() -> str:
@@ -280,10 +256,10 @@ def _quality(seeds: list[int], steps: int, d_model: int, n_layer: int, n_head: i
     return out
 
 
-def parallel_layers(d_model: PosInt = 128, n_head: PosInt = 4, T: PosInt = 128, batch: PosInt = 4,
-                    repeats: PosInt = 7, iters: PosInt = 1, seeds: Seeds = [0, 1, 2],
-                    steps: PosInt = 30, train_d_model: PosInt = 32, train_layers: PosInt = 2,
-                    train_T: PosInt = 32, train_batch: PosInt = 8, V: PosInt = 32,
+def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
+                    repeats: PosInt, iters: PosInt, seeds: Seeds,
+                    steps: PosInt, train_d_model: PosInt, train_layers: PosInt,
+                    train_T: PosInt, train_batch: PosInt, V: PosInt,
                     device: str = "cpu") -> Evidence:
     """Parallel vs sequential blocks: FLOPs and parameters by count, time of the fused form,
     and final loss of tiny GPTs trained from the same init and data."""

@@ -67,8 +67,8 @@ def _k(name: str, k_decoder: float, k_t5: float) -> float:
     return k_t5 if name.startswith("T5") else k_decoder
 
 
-def training_compute(k_decoder: Pos = 6.0, k_t5: Pos = 3.0, gpt3_N: Pos = 174.6e9,
-                     gpt3_D: Pos = 300e9, t5_N: Pos = 3e9, t5_D: Pos = 1e12) -> Evidence:
+def training_compute(k_decoder: Pos, k_t5: Pos, gpt3_N: Pos,
+                     gpt3_D: Pos, t5_N: Pos, t5_D: Pos) -> Evidence:
     """C = k·N·D in PF-days against Brown et al. 2020 Table D.1 and the notes' round figures."""
     rows, errs = [], []
     for name, N, D, pfd, flops in TABLE_D1:
@@ -94,8 +94,8 @@ def training_compute(k_decoder: Pos = 6.0, k_t5: Pos = 3.0, gpt3_N: Pos = 174.6e
         f"GPT-3 175B: {gpt3:,.0f} PF-days; T5-3B: {t5:,.1f} PF-days."])
 
 
-def petaflop_day(flops_per_s: Pos = 1e15, seconds: Pos = 86400.0, v100_tflops: Pos = 125.0,
-                 a100_tflops: Pos = 312.0, n_v100: Pos = 8, n_a100: Pos = 2) -> Evidence:
+def petaflop_day(flops_per_s: Pos, seconds: Pos, v100_tflops: Pos,
+                 a100_tflops: Pos, n_v100: Pos, n_a100: Pos) -> Evidence:
     """A PF-day in FLOPs, and the peak throughput of 8 V100s and of 2 A100s."""
     v = n_v100 * v100_tflops * 1e12
     a = n_a100 * a100_tflops * 1e12
@@ -118,7 +118,7 @@ def petaflop_day(flops_per_s: Pos = 1e15, seconds: Pos = 86400.0, v100_tflops: P
         f"{n_a100:g} A100s give {a / 1e15:.3f} PFLOP/s peak against {v / 1e15:.3f} for {n_v100:g} V100s."])
 
 
-def under_trained_models(rule: Pos = 20.0) -> Evidence:
+def under_trained_models(rule: Pos) -> Evidence:
     """Tokens per parameter of published models against the rule D ≈ rule·N."""
     ratio = {m: D / N / rule for m, (N, D, _) in MODELS.items()}
     large = [ratio[m] for m in LARGE_2020_22]
@@ -149,7 +149,7 @@ def _fit_optimum(C: float, fit: str) -> dict[str, float]:
     return approach1_optimum(C) if fit == "approach1" else chinchilla_optimum(C, fit)
 
 
-def bloomberggpt_budget(N: Pos = 50.6e9, D: Pos = 569e9, C: Pos = 2.36e23) -> Evidence:
+def bloomberggpt_budget(N: Pos, D: Pos, C: Pos) -> Evidence:
     """BloombergGPT's size and tokens against the compute-optimal ones at its budget C.
 
     Wu et al. 2023: 50.6B parameters, 569B training tokens, ~2.36e23 FLOPs. The frontier is

@@ -5,9 +5,7 @@
   2019, Fig. 1): the test error peaks where the model first interpolates, then falls again.
 - grokking: modular addition with an MLP, full batch, AdamW with strong weight decay (Power et
   al. 2022): steps to fit the training set vs steps to generalise.
-- modularity_emerges: activation sparsity of an MLP LM's FFN neurons over training (Li et al.
-  2022), and whether neuron co-activation structure settles before single neurons' functions
-  (Zhang et al. 2023).
+(modularity_emerges lives in verifiers/modularity.py.)
 """
 from __future__ import annotations
 
@@ -19,8 +17,7 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.fit import _one_blas_thread  # the engine's guard against OpenBLAS thread thrash
 from principia.types import Frac, NonNeg, Pos, PosInt, Seeds
 
-__all__ = ["hastie_isotropic_risk", "min_norm_fit", "double_descent", "grokking",
-           "modularity_emerges"]
+__all__ = ["hastie_isotropic_risk", "min_norm_fit", "double_descent", "grokking"]
 
 
 # ---------------------------------------------------------------- double descent
@@ -143,50 +140,15 @@ def double_descent(n: PosInt = 100, d: PosInt = 20, sigma2: NonNeg = 0.1, r2: Po
 
 # ---------------------------------------------------------------- grokking
 
-def _padded(ts: list, fill: int = 0):
-    """Stack variable-length tensors (one per seed) with a 0/1 mask. -> (M, n, ...), (M, n)."""
+def _padded(ts: list, fill: int):
+    """Stack variable-length tensors (one per seed), padding with `fill`. -> (M, n, ...)."""
     import torch
 
     n = max(len(t) for t in ts)
     out = torch.full((len(ts), n) + tuple(ts[0].shape[1:]), fill, dtype=ts[0].dtype)
-    mask = torch.zeros(len(ts), n)
     for i, t in enumerate(ts):
         out[i, : len(t)] = t
-        mask[i, : len(t)] = 1
-    return out, mask
-
-
-class _StackedAdder:
-    """M one-hidden-layer MLPs on (a, b): embed each operand (d), concatenate, GELU(h), logits p.
-
-    Initialised like torch's defaults (N(0,1) embeddings, U(±1/√fan_in) linears) per seed.
-    """
-
-    def __init__(self, seeds: list[int], p: int, d: int, h: int, device: str):
-        import torch
-        import torch.nn as nn
-
-        members = []
-        for s in seeds:
-            torch.manual_seed(s)
-            members.append((nn.Embedding(p, d), nn.Linear(2 * d, h), nn.Linear(h, p)))
-        stack = lambda f: torch.stack([f(m) for m in members]).to(device).requires_grad_()
-        self.E = stack(lambda m: m[0].weight.detach())  # (M, p, d)
-        self.W1 = stack(lambda m: m[1].weight.detach().T)  # (M, 2d, h)
-        self.b1 = stack(lambda m: m[1].bias.detach()[None])  # (M, 1, h)
-        self.W2 = stack(lambda m: m[2].weight.detach().T)  # (M, h, p)
-        self.b2 = stack(lambda m: m[2].bias.detach()[None])  # (M, 1, p)
-
-    def params(self) -> list:
-        return [self.E, self.W1, self.b1, self.W2, self.b2]
-
-    def __call__(self, X):  # X: (M, n, 2) -> logits (M, n, p)
-        import torch
-        import torch.nn.functional as F
-
-        M = X.shape[0]
-        e = self.E[torch.arange(M, device=X.device)[:, None, None], X].flatten(2)  # (M, n, 2d)
-        return torch.baddbmm(self.b2, F.gelu(torch.baddbmm(self.b1, e, self.W1)), self.W2)
+    return out
 
 
 def _first(steps: list[int], acc: np.ndarray, level: float) -> float:
@@ -194,56 +156,61 @@ def _first(steps: list[int], acc: np.ndarray, level: float) -> float:
     return float(steps[hit[0]]) if len(hit) else math.nan
 
 
-def grokking(p: PosInt = 97, train_frac: Frac = 0.3, lr: Pos = 1e-2, weight_decay: NonNeg = 1.0,
-             d: PosInt = 32, h: PosInt = 128, max_steps: PosInt = 3000, eval_every: PosInt = 10,
-             level: Frac = 0.99, seeds: Seeds | None = None, device: str = "cpu") -> Evidence:
-    """Steps until train accuracy and until test accuracy first reach `level`, full batch AdamW."""
+def _accuracy(logits, Y) -> np.ndarray:
+    """Share of counted positions (targets ≥ 0) where the argmax is right, per member."""
+    keep = (Y >= 0).float()
+    return (((logits.argmax(-1) == Y).float() * keep).sum(1) / keep.sum(1)).cpu().numpy()
+
+
+def _grok_runs(p: int, train_frac: float, lr: float, weight_decay: float, d: int, h: int,
+               max_steps: int, eval_every: int, level: float, seeds: list[int], device: str):
+    """Full-batch AdamW on every seed's split at once; -> eval steps, train acc, test acc, fit."""
     import torch
-    import torch.nn.functional as F
 
+    from verifiers.lab.batched import BatchedAdamW, train
     from verifiers.lab.data import modular_addition
+    from verifiers.lab.stacks import AdderStack
 
-    seeds = seeds or [0, 1, 2]
     splits = [modular_addition(p, train_frac, s) for s in seeds]
-    Xtr, mtr = _padded([s[0][0] for s in splits])
-    Ytr, _ = _padded([s[0][1] for s in splits])
-    Xte, mte = _padded([s[1][0] for s in splits])
-    Yte, _ = _padded([s[1][1] for s in splits])
-    Xtr, Ytr, Xte, Yte, mtr, mte = (t.to(device) for t in (Xtr, Ytr, Xte, Yte, mtr, mte))
-    net = _StackedAdder(seeds, p, d, h, device)
-    # Power et al. 2022 §A.1: AdamW, β = (0.9, 0.98), weight decay 1; full-batch training here.
-    opt = torch.optim.AdamW(net.params(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
-    M = len(seeds)
-    fit = np.full(M, math.nan)  # train accuracy is read every step, from the training pass itself
+    Xtr, Ytr, Xte, Yte = (_padded([sp[i][j] for sp in splits], 0 if j == 0 else -1).to(device)
+                          for i in (0, 1) for j in (0, 1))
+    net = AdderStack(p, d, h, seeds, device)
+    fit = np.full(len(seeds), math.nan)  # train accuracy is read from the training pass itself
     steps, tr_acc, te_acc = [], [], []
-    for step in range(1, max_steps + 1):
-        out = net(Xtr)
-        ce = F.cross_entropy(out.flatten(0, 1), Ytr.flatten(), reduction="none").view(M, -1)
-        loss = (ce * mtr).sum(1) / mtr.sum(1)
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
+
+    def on_step(step: int, logits, active) -> bool:
+        a_tr = _accuracy(logits, Ytr)
+        fit[np.isnan(fit) & (a_tr >= level)] = step  # accuracy of the weights before the step
+        if (step + 1) % eval_every and step:
+            return False
         with torch.no_grad():
-            a_tr = (((out.argmax(-1) == Ytr).float() * mtr).sum(1) / mtr.sum(1)).cpu().numpy()
-        fit[np.isnan(fit) & (a_tr >= level)] = step - 1  # accuracy of the weights before the step
-        if step % eval_every == 0 or step == 1:
-            with torch.no_grad():
-                a_te = (((net(Xte).argmax(-1) == Yte).float() * mte).sum(1) / mte.sum(1)).cpu().numpy()
-            steps.append(step)
-            tr_acc.append(a_tr)
-            te_acc.append(a_te)
-            if (a_te >= level).all():  # every seed has generalised: nothing left to time
-                break
-    tr, te = np.array(tr_acc), np.array(te_acc)  # (evals, M)
+            a_te = _accuracy(net(Xte), Yte)
+        steps.append(step + 1), tr_acc.append(a_tr), te_acc.append(a_te)
+        return bool((a_te >= level).all())  # every seed has generalised: nothing left to time
+
+    # Power et al. 2022 §A.1: AdamW, β = (0.9, 0.98), weight decay 1; full-batch training here.
+    M = len(seeds)
+    train(net, BatchedAdamW(net, (0.9, 0.98)), lambda step, act: (Xtr, Ytr),
+          lambda step: torch.full((M,), lr), [max_steps] * M, [weight_decay] * M, on_step=on_step)
+    return steps, np.array(tr_acc), np.array(te_acc), fit
+
+
+def grokking(p: PosInt, train_frac: Frac, lr: Pos, weight_decay: NonNeg, d: PosInt, h: PosInt,
+             max_steps: PosInt, eval_every: PosInt, level: Frac, seeds: Seeds,
+             device: str) -> Evidence:
+    """Steps until train accuracy and until test accuracy first reach `level`, full batch AdamW."""
+    steps, tr, te, fit = _grok_runs(p, train_frac, lr, weight_decay, d, h, max_steps, eval_every,
+                                    level, seeds, device)
+    M = len(seeds)
     gen = np.array([_first(steps, te[:, m], level) for m in range(M)])
     fit = np.where(np.isnan(fit), float(max_steps), fit)
     done = ~np.isnan(gen)
     gen_c = np.where(done, gen, float(max_steps))  # censored at the budget: a lower bound
-    ratio = np.log10(gen_c / fit)
     measured = {
         "log10_delay_ratio": interval_from_samples(
-            ratio.tolist(), note=f"log10(steps to {level:.0%} test accuracy / steps to {level:.0%} "
-                                 "train accuracy); seeds that never generalise count at the budget"),
+            np.log10(gen_c / fit).tolist(),
+            note=f"log10(steps to {level:.0%} test accuracy / steps to {level:.0%} "
+                 "train accuracy); seeds that never generalise count at the budget"),
         "frac_seeds_generalised": Measure(float(done.mean()), n=M,
                                           note=f"seeds reaching {level:.0%} test accuracy within {max_steps} steps"),
         "steps_to_fit": interval_from_samples(fit.tolist(), unit="steps"),
@@ -259,130 +226,3 @@ def grokking(p: PosInt = 97, train_frac: Frac = 0.3, lr: Pos = 1e-2, weight_deca
     table = [{"seed": s, "steps_to_fit": f, "steps_to_generalise": g, "ratio": g / f}
              for s, f, g in zip(seeds, fit, gen)]
     return Evidence(measured, figures=[fig], table=table, seeds=list(seeds))
-
-
-# ---------------------------------------------------------------- sparsity and modularity
-
-def _zscore(A: np.ndarray) -> np.ndarray:
-    sd = A.std(0)
-    return (A - A.mean(0)) / np.where(sd > 0, sd, 1.0)
-
-
-def predictivity(H: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Correlation of each neuron's activation with each binary concept: (neurons, concepts).
-
-    Stands in for the average precision Zhang et al. 2023 (§3) use; both rank how well a
-    neuron's activation picks out the inputs that carry the concept.
-    """
-    return _zscore(H).T @ _zscore(Y) / len(H)
-
-
-def kmeans_partition(W: np.ndarray, E: int, rng: np.random.Generator, iters: int = 30) -> np.ndarray:
-    """Cluster neurons by their input weight vectors (rows of W): MoEfication's parameter split,
-    without its balancing. Returns an expert id per neuron."""
-    Wn = W / np.linalg.norm(W, axis=1, keepdims=True).clip(min=1e-12)
-    C = Wn[rng.choice(len(Wn), E, replace=False)]
-    for _ in range(iters):
-        lab = np.argmax(Wn @ C.T, axis=1)  # cosine similarity
-        C = np.stack([Wn[lab == e].mean(0) if (lab == e).any() else C[e] for e in range(E)])
-        C /= np.linalg.norm(C, axis=1, keepdims=True).clip(min=1e-12)
-    return np.argmax(Wn @ C.T, axis=1)
-
-
-def _expert_scores(P: np.ndarray, lab: np.ndarray, E: int) -> np.ndarray:
-    """An expert's predictivity is the mean of its neurons' (as in Zhang et al.'s code)."""
-    return np.stack([P[lab == e].mean(0) for e in range(E) if (lab == e).any()])
-
-
-def _adjacent_spearman(Ps: list[np.ndarray]) -> np.ndarray:
-    """Spearman correlation of predictivity across units between consecutive checkpoints,
-    averaged over concepts. Ps[t]: (units, concepts) -> (checkpoints - 1,)."""
-    from scipy.stats import rankdata
-
-    out = []
-    for a, b in zip(Ps, Ps[1:]):
-        ra, rb = _zscore(rankdata(a, axis=0)), _zscore(rankdata(b, axis=0))
-        out.append(float((ra * rb).mean()))
-    return np.array(out)
-
-
-def modularity_emerges(V: PosInt = 32, support: PosInt = 8, alpha: Pos = 0.5,
-                       d_hidden: PosInt = 128, E: PosInt = 8, steps: PosInt = 300,
-                       B: PosInt = 32, T: PosInt = 32, lr: Pos = 1e-2, ckpt_every: PosInt = 20,
-                       n_random: PosInt = 20, seeds: Seeds | None = None,
-                       device: str = "cpu") -> Evidence:
-    """Active FFN neurons over training, and how fast neuron- vs expert-level functions settle.
-
-    Concepts: "the current input token is v" and "the previous one is v" (2V of them). Experts:
-    k-means clusters of the final model's FFN input weights (MoEfication). Stability: Spearman
-    correlation of predictivities between consecutive checkpoints (Zhang et al. 2023, §6).
-    """
-    import torch
-
-    from verifiers.lab.data import MarkovSource
-    from verifiers.lab.stacked import StackedMLPLM, train_stacked
-
-    seeds = seeds or [0, 1, 2]
-    M = len(seeds)
-    src = MarkovSource(V=V, order=2, alpha=alpha, seed=1234, support=support)
-    data = torch.stack([src.sample(steps * B, T + 1, np.random.default_rng([s, 1])).view(steps, B, -1)
-                        for s in seeds]).to(device)
-    probe = src.sample(64, T, np.random.default_rng(4321)).to(device)  # one fixed probe set
-    tok = probe.cpu().numpy()
-    prev = np.concatenate([np.full((len(tok), 1), -1), tok[:, :-1]], axis=1)
-    Y = np.concatenate([(tok.reshape(-1, 1) == np.arange(V)), (prev.reshape(-1, 1) == np.arange(V))],
-                       axis=1).astype(float)  # (positions, 2V) concept labels
-    model = StackedMLPLM(seeds, V, k=2, d_emb=32, d_hidden=d_hidden).to(device)
-    ckpt, acts = [], []
-
-    def snapshot(step: int) -> None:
-        with torch.no_grad():
-            model(probe.expand(M, -1, -1))
-        ckpt.append(step)
-        acts.append(model.last_hidden.cpu().numpy())  # (M, positions, neurons): GELU outputs
-
-    snapshot(0)
-    train_stacked(model, lambda i: data[:, i], steps, lr=lr, on_eval=snapshot, eval_every=ckpt_every)
-    A = np.stack(acts)  # (checkpoints, M, positions, neurons)
-    active = (A > 0).mean(axis=(2, 3))  # GELU(u) > 0 exactly when u > 0
-    W_in = model.W[0].detach().cpu().numpy()  # (M, k*d_emb, neurons)
-    half = len(ckpt) // 2  # the first half of training, in consecutive-checkpoint pairs
-    gap_neuron, gap_random, curves = [], [], []
-    for m, s in enumerate(seeds):
-        rng = np.random.default_rng([s, 5])
-        lab = kmeans_partition(W_in[m].T, E, rng)
-        P = [predictivity(A[t, m], Y) for t in range(len(ckpt))]
-        neu = _adjacent_spearman(P)
-        exp = _adjacent_spearman([_expert_scores(p, lab, E) for p in P])
-        rnd = np.mean([_adjacent_spearman([_expert_scores(p, perm, E) for p in P])
-                       for perm in (rng.permutation(lab) for _ in range(n_random))], axis=0)
-        gap_neuron.append(float((exp - neu)[:half].mean()))
-        gap_random.append(float((exp - rnd)[:half].mean()))
-        curves.append((neu, exp, rnd))
-    measured = {
-        "active_drop": interval_from_samples(
-            (active[0] - active[-1]).tolist(),
-            note="share of positive FFN activations: at initialisation minus after training"),
-        "active_final": interval_from_samples(active[-1].tolist(),
-                                              note="share of positive activations after training"),
-        "expert_minus_neuron_stability": interval_from_samples(
-            gap_neuron, note="mean over the first half of training of the consecutive-checkpoint "
-                             "Spearman correlation: experts minus neurons"),
-        "expert_minus_random_stability": interval_from_samples(
-            gap_random, note="the same, experts minus random partitions with the experts' sizes "
-                             "(what averaging alone would give)"),
-    }
-    x = np.asarray(ckpt)
-    cm = np.mean(curves, axis=0)  # (3, checkpoints - 1)
-    figs = [Figure("Active FFN neurons during training", "step", "share of activations > 0",
-                   [Series("mean over seeds", x, active.mean(1), y_lo=active.min(1), y_hi=active.max(1))],
-                   caption=f"MLP LM, {d_hidden} GELU neurons, order-2 source over {V} tokens."),
-            Figure("Stability between consecutive checkpoints", "step", "Spearman correlation",
-                   [Series("neurons", x[1:], cm[0]),
-                    Series(f"experts (k-means, E = {E})", x[1:], cm[1], style="dashed"),
-                    Series("random partitions, same sizes", x[1:], cm[2], style="points")],
-                   caption="Predictivity for 2V token-identity concepts; mean over seeds.")]
-    table = [{"seed": s, "active_init": float(active[0, m]), "active_final": float(active[-1, m]),
-              "expert_minus_neuron": gap_neuron[m], "expert_minus_random": gap_random[m]}
-             for m, s in enumerate(seeds)]
-    return Evidence(measured, figures=figs, table=table, seeds=list(seeds))

@@ -1,8 +1,6 @@
-"""Emergent abilities: the metric effect behind sudden-looking curves, and delta tuning vs width.
+"""Emergent abilities: delta tuning vs width (the metric effect is a run in emergence_run.py,
+the published emergence scales are re-analysed in published.py).
 
-- emergence_scale (closed): a per-token loss that falls as a power law in N (Schaeffer et al.
-  2023, §2) scored by exact match over k tokens. The ~50B threshold of Wei et al. 2022 is not
-  testable here; what is shown is how a smooth quantity produces an apparent threshold.
 - methods_need_scale (run): LoRA-style low-rank tuning vs full fine-tuning of tiny pretrained
   MLP LMs of growing width: does the gap close as the model widens (Lester et al. 2021, Fig. 1)?
 """
@@ -12,72 +10,10 @@ import math
 
 import numpy as np
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
-from principia.types import Frac, Pos, PosInt, Seeds
+from principia.evidence import Evidence, Figure, Series, interval_from_samples
+from principia.types import Pos, PosInt, Seeds
 
-__all__ = ["token_accuracy", "exact_match", "rise_width", "emergence_scale", "tilted_source",
-           "methods_need_scale"]
-
-
-# ---------------------------------------------------------------- the metric effect
-
-def token_accuracy(N: np.ndarray, alpha: float, c: float) -> np.ndarray:
-    """p(N) = exp(-L(N)), L(N) = (N/c)^(-α): Schaeffer et al. 2023, §2 (Fig. 2 A-B)."""
-    return np.exp(-((np.asarray(N, dtype=float) / c) ** (-alpha)))
-
-
-def exact_match(p: np.ndarray, k: int) -> np.ndarray:
-    """All k answer tokens right, tokens independent: p^k (Schaeffer et al. 2023, §2, Fig. 2 C)."""
-    return np.asarray(p) ** k
-
-
-def rise_width(log_N: np.ndarray, m: np.ndarray, lo: float = 0.1, hi: float = 0.9) -> float:
-    """Decades of N over which an increasing metric climbs from `lo` to `hi` (interpolated)."""
-    if not (m[0] < lo and m[-1] > hi):
-        return math.nan
-    return float(np.interp(hi, m, log_N) - np.interp(lo, m, log_N))
-
-
-def emergence_scale(alpha: Pos = 0.5, c: Pos = 1e9, k: PosInt = 10, N_min: Pos = 1e7,
-                    N_max: Pos = 1e12, floor: Frac = 0.05) -> Evidence:
-    """Per-token accuracy vs exact match over k tokens, across a window of model sizes N."""
-    if N_max <= N_min:
-        raise ValueError(f"N_max must exceed N_min (got {N_min:g} and {N_max:g})")
-    x = np.linspace(math.log10(N_min), math.log10(N_max), 501)  # log10 N
-    wide = np.linspace(x[0] - 10, x[-1] + 10, 4001)  # to time each curve's full rise
-    p, em = token_accuracy(10 ** x, alpha, c), exact_match(token_accuracy(10 ** x, alpha, c), k)
-    pw = token_accuracy(10 ** wide, alpha, c)
-    w_tok, w_em = rise_width(wide, pw), rise_width(wide, exact_match(pw, k))
-    mid_tok, mid_em = np.interp(0.5, pw, wide), np.interp(0.5, exact_match(pw, k), wide)
-    near_zero = lambda m: float(np.mean(m < floor))  # share of the window (in log N) below the floor
-    ted = k * (1 - p)  # expected token edit distance, a linear metric (Schaeffer et al. §2, Fig. 2 D)
-    measured = {
-        "width_ratio": Measure(w_em / w_tok, note="decades for exact match to climb 10%→90% / "
-                                                  "the same for per-token accuracy"),
-        "width_decades_token": Measure(w_tok, unit="decades"),
-        "onset_shift_decades": Measure(mid_em - mid_tok, unit="decades",
-                                       note="where exact match crosses 50% minus where per-token does"),
-        "floor_share_exact": Measure(near_zero(em), note=f"share of the window with exact match < {floor:g}"),
-        "floor_share_token": Measure(near_zero(p), note=f"share of the window with per-token accuracy < {floor:g}"),
-        "floor_share_gap": Measure(near_zero(em) - near_zero(p),
-                                   note="how much more of the window exact match spends near zero"),
-    }
-    figs = [Figure("One smooth quantity, two metrics", "log10 N (parameters)", "score",
-                   [Series("per-token accuracy p(N)", x, p),
-                    Series(f"exact match over {k} tokens, p^{k}", x, em, style="dashed")],
-                   caption=f"Per-token loss (N/c)^-α with α = {alpha:g}, c = {c:.3g}."),
-            Figure("The same curves against per-token loss", "log10 N (parameters)",
-                   "log10 of the score or of the edit distance",
-                   [Series("log10 per-token accuracy", x, np.log10(p)),
-                    Series("log10 exact match", x, np.log10(np.maximum(em, 1e-300)), style="dashed"),
-                    Series("log10 expected token edit distance", x, np.log10(ted), style="points")],
-                   caption="On a log scale exact match is k times the log per-token accuracy: smooth.")]
-    table = [{"log10_N": float(v), "per_token": float(a), "exact_match": float(b)}
-             for v, a, b in zip(x[::100], p[::100], em[::100])]
-    return Evidence(measured, figures=figs, table=table,
-                    notes=[f"Analytically both curves are exp(-(N/c')^-α) with c' = c·k^(1/α) for exact "
-                           f"match, so they rise over the same {w_tok:.2f} decades; exact match is shifted "
-                           f"by log10(k)/α = {math.log10(k) / alpha:.2f} decades."])
+__all__ = ["tilted_source", "methods_need_scale"]
 
 
 # ---------------------------------------------------------------- delta tuning vs width

@@ -1,6 +1,6 @@
 """Batch size, learning rate and schedules, measured on tiny language models.
 
-Every run trains an ensemble of small MLP next-token models (verifiers.lab.ngram) on an order-2
+Every run trains small MLP next-token models together (verifiers.lab.pairs) on an order-2
 Markov source whose entropy is known, and scores them by the exact population loss (entropy + KL),
 so differences between configurations are not hidden by evaluation noise. Configurations are
 paired by seed: the same seed gives the same initial weights and the same data stream.
@@ -20,8 +20,9 @@ from principia.formulas import KAPLAN
 from principia.types import Frac, NonNeg, Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
-from .lab.ngram import (NGramMLP, Optimiser, PairSampler, StackedMLP, batch_loss, block_sq_norm,
-                        constant_lr, population_loss, train_ensemble)
+from .lab.batched import BatchedAdamW
+from .lab.pairs import PairSampler, fit_pairs, pair_batches, population_loss
+from .lab.stacks import ClassifierStack, NGramStack
 from .lab.noise import (best_lr, best_value, fit_critical_batch, loglog_slope, noise_scale,
                         scaling_efficiency, steps_to_target, top_eigenvalue)
 from .lab.train import lr_at
@@ -45,11 +46,12 @@ def _source(V: int, order: int, alpha: float, support: int, source_seed: int) ->
 
 def _ensemble(src: MarkovSource, seeds: Sequence[int], n_cfg: int, d_hidden: int,
               n_layers: int = 1, d_emb: int = 16, device: str = "cpu"
-              ) -> tuple[NGramMLP, PairSampler, torch.Tensor]:
+              ) -> tuple[NGramStack, PairSampler, torch.Tensor]:
     """n_cfg configurations × len(seeds) models, configuration-major (model c·S + s has seed s);
     models with the same seed share their initial weights and their data stream."""
-    model = NGramMLP([s for _ in range(n_cfg) for s in seeds], src.V, src.order, d_emb, d_hidden,
-                     n_layers, device)
+    K = n_cfg * len(seeds)
+    model = NGramStack(src.V, src.order, d_emb, [d_hidden] * K, n_layers,
+                       [s for _ in range(n_cfg) for s in seeds], device)
     sampler = PairSampler(src, seeds)
     return model, sampler, torch.arange(len(seeds)).repeat(n_cfg)
 
@@ -57,6 +59,17 @@ def _ensemble(src: MarkovSource, seeds: Sequence[int], n_cfg: int, d_hidden: int
 def _per_config_lr(fns: Sequence[Callable[[int], float]], S: int) -> Callable[[int], torch.Tensor]:
     """One schedule per configuration, repeated over the S seeds."""
     return lambda step: torch.tensor([f(step) for f in fns for _ in range(S)], dtype=torch.float32)
+
+
+def _constant_lr(lrs: Sequence[float]) -> Callable[[int], torch.Tensor]:
+    """The same learning rate at every step, one per member."""
+    t = torch.tensor(list(lrs), dtype=torch.float32)
+    return lambda step: t
+
+
+def _adam(model: NGramStack) -> BatchedAdamW:
+    """Adam, β = (0.9, 0.95), no weight decay: every sweep here."""
+    return BatchedAdamW(model, (0.9, 0.95))
 
 
 def _grid(x: np.ndarray, S: int) -> np.ndarray:
@@ -90,27 +103,25 @@ def kaplan_bcrit(L: float, B_star: float = KAPLAN["B_star"],
     return B_star / L ** (1.0 / alpha_B)
 
 
-def _noise_scales(model: NGramMLP, src: MarkovSource, probe: PairSampler, seed_of: torch.Tensor,
+def _noise_scales(model: NGramStack, src: MarkovSource, probe: PairSampler, seed_of: torch.Tensor,
                   b_small: int, n_micro: int) -> torch.Tensor:
     """B_simple per model: exact |G|² from the population loss, tr Σ from n_micro batches of
     b_small (their mean is the big batch, b_big = n_micro·b_small; McCandlish App. A.1)."""
-    params = model.params()
-    for p in params:
-        p.grad = None
-    population_loss(model, src, grad=True).sum().backward()
-    g_sq = block_sq_norm([p.grad for p in params])
-    mean = [torch.zeros_like(p) for p in params]
-    small_sq = torch.zeros(model.K, device=g_sq.device)
+    g = model.grad
+    g.zero_()
+    population_loss(model, src, True).sum().backward()
+    g_sq = g.pow(2).sum(1)
+    mean = torch.zeros_like(g)
+    small_sq = torch.zeros(model.K, device=g.device)
+    batch, loss = pair_batches(model, probe, b_small, seed_of)
     for _ in range(n_micro):
-        for p in params:
-            p.grad = None
-        batch_loss(model, probe, b_small, seed_of).sum().backward()
-        small_sq += block_sq_norm([p.grad for p in params]) / n_micro
-        for m_, p in zip(mean, params):
-            m_ += p.grad / n_micro
-    for p in params:
-        p.grad = None
-    _, _, b_simple = noise_scale(small_sq, block_sq_norm(mean), b_small, b_small * n_micro, g_sq)
+        g.zero_()
+        inp, tgt = batch(0, list(range(model.K)))
+        loss(model(inp), tgt).sum().backward()
+        small_sq += g.pow(2).sum(1) / n_micro
+        mean += g / n_micro
+    g.zero_()
+    _, _, b_simple = noise_scale(small_sq, mean.pow(2).sum(1), b_small, b_small * n_micro, g_sq)
     return b_simple.detach().cpu()
 
 
@@ -138,8 +149,8 @@ def batch_size_vs_loss(alpha_B: Pos = KAPLAN["alpha_B"], B_star: Pos = KAPLAN["B
         bs.append(_noise_scales(model, src, probe, seed_of, b_small, n_micro).numpy())
 
     every = max(1, steps // n_checks)
-    train_ensemble(model, src, sampler, seed_of, constant_lr([l for l in lr_grid for _ in seeds]),
-                   steps, B, Optimiser(model.params()), eval_every=every, on_eval=on_eval)
+    fit_pairs(model, _adam(model), src, sampler, seed_of,
+              _constant_lr([l for l in lr_grid for _ in seeds]), steps, B, every, on_eval=on_eval)
     L, Bs = _grid(np.array(losses), S), _grid(np.array(bs), S)  # (T, C, S)
     best = np.nanargmin(np.where(np.isfinite(L[-1]), L[-1], np.inf), axis=0)  # tuned LR per seed
     slopes, slopes_red, growth = [], [], []
@@ -203,10 +214,9 @@ def _steps_by_batch(src: MarkovSource, seeds: Sequence[int], B: int, lrs: Sequen
     def done(L: np.ndarray) -> bool:  # every seed has some LR at the tight target
         return not fixed and bool((_grid(L, S) <= tight).any(0).all())
 
-    run = train_ensemble(model, src, sampler, seed_of,
-                         constant_lr([l for l in lrs for _ in seeds]), max_steps, B,
-                         Optimiser(model.params()), eval_every=max(1, min(20, 640 // B)),
-                         stop=done)
+    run = fit_pairs(model, _adam(model), src, sampler, seed_of,
+                    _constant_lr([l for l in lrs for _ in seeds]), max_steps, B,
+                    max(1, min(20, 640 // B)), stop=done)
     curves = _grid(run.loss, S)
     steps = np.array([[min(steps_to_target(run.eval_steps, curves[:, c, s], t)
                            for c in range(len(lrs))) for s in range(S)] for t in targets])
@@ -318,6 +328,13 @@ def _hyperbola(fit: dict[str, float]) -> tuple[list[float], list[float]]:
 
 # ---------------------------------------------------------------- batch size and learning rate
 
+def _optimiser(model: NGramStack, kind: str, momentum: float) -> BatchedAdamW:
+    """'sgd' with heavy-ball momentum, or 'adam' (β = 0.9, 0.95)."""
+    if kind not in ("sgd", "adam"):
+        raise ValueError(f"optimiser must be 'adam' or 'sgd' (got {kind!r})")
+    return BatchedAdamW(model, (momentum, 0.0), kind="sgd") if kind == "sgd" else _adam(model)
+
+
 def batch_allows_lr(optimiser: str = "sgd", momentum: NonNeg = 0.9, V: PosInt = 16,
                     order: PosInt = 2, alpha: Pos = 0.5, support: int = 4, source_seed: int = 0,
                     d_hidden: PosInt = 64, B_grid: list[int] = [16, 64, 256],
@@ -330,10 +347,9 @@ def batch_allows_lr(optimiser: str = "sgd", momentum: NonNeg = 0.9, V: PosInt = 
     finals, best = [], []
     for B in B_grid:
         model, sampler, seed_of = _ensemble(src, seeds, C, d_hidden, device=device)
-        opt = Optimiser(model.params(), kind=optimiser, momentum=momentum)
-        run = train_ensemble(model, src, sampler, seed_of,
-                             constant_lr([l for l in lr_grid for _ in seeds]), examples // B, B,
-                             opt, eval_every=10 ** 9)
+        opt = _optimiser(model, optimiser, momentum)
+        run = fit_pairs(model, opt, src, sampler, seed_of,
+                        _constant_lr([l for l in lr_grid for _ in seeds]), examples // B, B, 10 ** 9)
         f = _grid(run.final, S)  # (C, S)
         finals.append(f)
         best.append([best_lr(lr_grid, f[:, s]) for s in range(S)])
@@ -380,22 +396,23 @@ def _teacher_task(n_train: int, n_test: int, d: int, classes: int, label_noise: 
     return X[:n_train], Y[:n_train], X[n_train:], Y[n_train:]
 
 
-def _ce_acc(model: StackedMLP, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _ce_acc(model: ClassifierStack, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-model mean cross-entropy and accuracy on a whole set."""
-    z = model.forward(X.expand(model.K, -1, -1))
+    z = model(X.expand(model.K, -1, -1))
     K, n, C = z.shape
     ce = F.cross_entropy(z.reshape(K * n, C), Y.repeat(K), reduction="none").view(K, n).mean(1)
     return ce, (z.argmax(-1) == Y).float().mean(1)
 
 
-def _fit_until(model: StackedMLP, X: torch.Tensor, Y: torch.Tensor, B: int, lr: float,
+def _fit_until(model: ClassifierStack, X: torch.Tensor, Y: torch.Tensor, B: int, lr: float,
                loss_stop: float, max_epochs: int, seeds: Sequence[int],
                check_examples: int = 32) -> torch.Tensor:
     """Adam on shuffled batches; each model stops once its full training loss is ≤ loss_stop,
     checked every `check_examples` examples whatever the batch size (so both batch sizes stop
     at the same resolution). Returns the epoch (fractional) at which each model stopped."""
     K, n = model.K, len(X)
-    opt = Optimiser(model.params(), betas=(0.9, 0.999))  # Adam's defaults, as Keskar et al. used
+    opt = BatchedAdamW(model, (0.9, 0.999))  # Adam's defaults, as Keskar et al. used
+    no_decay = torch.zeros(K)
     rngs = [np.random.default_rng(s + 50_000) for s in seeds]
     done, epoch = torch.zeros(K, dtype=torch.bool), torch.full((K,), float(max_epochs))
     every, step = max(1, check_examples // B), 0
@@ -403,13 +420,12 @@ def _fit_until(model: StackedMLP, X: torch.Tensor, Y: torch.Tensor, B: int, lr: 
         perm = torch.from_numpy(np.stack([r.permutation(n) for r in rngs]))
         for i in range(0, n - B + 1, B):
             idx = perm[:, i: i + B]
-            z = model.forward(X[idx])
+            z = model(X[idx])
             loss = F.cross_entropy(z.reshape(-1, z.shape[-1]), Y[idx].reshape(-1),
                                    reduction="none").view(K, -1).mean(1)
-            for p in model.params():
-                p.grad = None
+            model.grad.zero_()
             loss.sum().backward()
-            opt.step(torch.full((K,), lr) * ~done)
+            opt.step(torch.full((K,), lr) * ~done, no_decay)
             step += 1
             if step % every == 0:
                 with torch.no_grad():
@@ -431,9 +447,9 @@ def small_batch_generalises(n_train: PosInt = 256, n_test: PosInt = 4000, d: Pos
     Xtr, Ytr, Xte, Yte = _teacher_task(n_train, n_test, d, classes, label_noise, data_seed)
     out = {}
     for B in (B_small, B_large):
-        model = StackedMLP(seeds, [d, width, width, classes])
+        model = ClassifierStack([d, width, width, classes], seeds, "cpu")
         ep = _fit_until(model, Xtr, Ytr, B, lr, loss_stop, max_epochs, seeds)
-        lam = top_eigenvalue(lambda: _ce_acc(model, Xtr, Ytr)[0], model.params(), hessian_iters)
+        lam = top_eigenvalue(lambda: _ce_acc(model, Xtr, Ytr)[0], list(model.views.values()), hessian_iters)
         with torch.no_grad():
             (trl, tra), (tel, tea) = _ce_acc(model, Xtr, Ytr), _ce_acc(model, Xte, Yte)
         out[B] = {"epochs": ep, "lam": lam, "train_loss": trl, "train_acc": tra,
@@ -485,9 +501,8 @@ def lr_vs_model_size(gpt3_lr: list[float] = [r[2] for r in GPT3_TABLE],
     for width in widths:
         model, sampler, seed_of = _ensemble(src, seeds, C, width, n_layers, device=device)
         peaks = torch.tensor([l for l in lr_grid for _ in seeds])
-        run = train_ensemble(model, src, sampler, seed_of,
-                             lambda t: peaks * lr_at(t, steps, 1.0, "cosine", w), steps, B,
-                             Optimiser(model.params()), eval_every=10 ** 9)
+        run = fit_pairs(model, _adam(model), src, sampler, seed_of,
+                        lambda t: peaks * lr_at(t, steps, 1.0, "cosine", w), steps, B, 10 ** 9)
         f = _grid(run.final, S)
         finals.append(f)
         best.append([best_lr(lr_grid, f[:, s]) for s in range(S)])
@@ -531,8 +546,8 @@ def _schedule_runs(fns: Sequence[Callable[[int], float]], V: int, order: int, al
     """Loss curves (T, n_schedules, S) of one ensemble, one schedule per configuration."""
     src = _source(V, order, alpha, support, source_seed)
     model, sampler, seed_of = _ensemble(src, seeds, len(fns), d_hidden, device=device)
-    run = train_ensemble(model, src, sampler, seed_of, _per_config_lr(fns, len(seeds)), steps, B,
-                         Optimiser(model.params()), eval_every=eval_every)
+    run = fit_pairs(model, _adam(model), src, sampler, seed_of, _per_config_lr(fns, len(seeds)),
+                    steps, B, eval_every)
     return _grid(run.loss, len(seeds)), run.eval_steps
 
 

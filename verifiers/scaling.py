@@ -10,8 +10,8 @@ import numpy as np
 
 from principia.evidence import Evidence, Figure, Measure, Series
 from principia.formulas import (
-    FITS, HOFFMANN_TABLE3, KAPLAN, chinchilla_exponents, chinchilla_optimum, kaplan_allocation_exponents,
-    kaplan_alpha_C_min, kaplan_loss_D, kaplan_loss_N,
+    FITS, HOFFMANN_TABLE3, chinchilla_exponents, chinchilla_optimum, kaplan_allocation_exponents,
+    kaplan_alpha_C_min, kaplan_loss_C, kaplan_loss_D, kaplan_loss_N,
 )
 from principia.types import Pos, PosInt
 
@@ -30,56 +30,69 @@ def _geom(lo: float, hi: float, n: int) -> np.ndarray:
 
 # --- Kaplan et al. 2020 -----------------------------------------------------------------------
 
-def kaplan_loss_laws(alpha_N: Pos = KAPLAN["alpha_N"], N_c: Pos = KAPLAN["N_c"],
-                     alpha_D: Pos = KAPLAN["alpha_D"], D_c: Pos = KAPLAN["D_c"],
-                     joint_alpha_N: Pos = KAPLAN["joint_alpha_N"],
-                     joint_alpha_D: Pos = KAPLAN["joint_alpha_D"],
-                     joint_N_c: Pos = KAPLAN["joint_N_c"], joint_D_c: Pos = KAPLAN["joint_D_c"],
-                     N_min: Pos = 1e3, N_max: Pos = 1.5e9, D_min: Pos = 2.2e7, D_max: Pos = 2.3e10,
-                     points: PosInt = 9) -> Evidence:
-    """The single-variable laws (Eqs. 1.1-1.2) against the joint L(N, D) fit (Table 2).
+def _single_vs_joint(N: np.ndarray, D: np.ndarray, alpha_N: float, N_c: float, alpha_D: float,
+                     D_c: float, joint: dict[str, float]) -> dict[str, np.ndarray]:
+    """Eqs. 1.1-1.2 and the limits D → ∞, N → ∞ of Eq. 1.5 (Table 2), over the given ranges."""
+    return {"L_N": kaplan_loss_N(N, alpha_N, N_c), "L_N_joint": (joint["N_c"] / N) ** joint["alpha_N"],
+            "L_D": kaplan_loss_D(D, alpha_D, D_c), "L_D_joint": (joint["D_c"] / D) ** joint["alpha_D"]}
 
-    The joint fit's limits D → ∞ and N → ∞ are power laws of the same form, so the two sets of
-    constants describe the same curves only if they agree; the gaps are measured over the
-    paper's own ranges (about 10^3 to 1.5e9 parameters, 22M to 23B tokens; Kaplan §2, Fig. 1).
-    """
-    N = _geom(N_min, N_max, points)
-    D = _geom(D_min, D_max, points)
-    L_N = kaplan_loss_N(N, alpha_N, N_c)
-    L_N_joint = (joint_N_c / N) ** joint_alpha_N  # Eq. 1.5 with D → ∞
-    L_D = kaplan_loss_D(D, alpha_D, D_c)
-    L_D_joint = (joint_D_c / D) ** joint_alpha_D  # Eq. 1.5 with N → ∞
-    gap_N = float(np.max(np.abs(L_N / L_N_joint - 1)))
-    gap_D = float(np.max(np.abs(L_D / L_D_joint - 1)))
+
+def _compute_frontier(C: np.ndarray, alpha_N: float, N_c: float, alpha_C_min: float, C_c_min: float,
+                      N_e: float, p_N: float) -> np.ndarray:
+    """L(C_min) over L(N_opt(C_min)): the frontier's loss against the converged loss of the size it
+    prescribes (N_opt = N_e·C_min^p_N, Kaplan Table 6). Below 1 the two laws contradict each other."""
+    return kaplan_loss_C(C, alpha_C_min, C_c_min) / kaplan_loss_N(N_e * C ** p_N, alpha_N, N_c)
+
+
+def kaplan_loss_laws(alpha_N: Pos, N_c: Pos, alpha_D: Pos, D_c: Pos, alpha_C_min: Pos, C_c_min: Pos,
+                     N_e: Pos, p_N: Pos, joint_alpha_N: Pos, joint_alpha_D: Pos, joint_N_c: Pos,
+                     joint_D_c: Pos, N_min: Pos, N_max: Pos, D_min: Pos, D_max: Pos, C_min_lo: Pos,
+                     C_min_hi: Pos, points: PosInt) -> Evidence:
+    """The single-variable laws (Eqs. 1.1-1.3) against each other and the joint L(N, D) fit (Table 2)."""
+    N, D, C = _geom(N_min, N_max, points), _geom(D_min, D_max, points), _geom(C_min_lo, C_min_hi, points)
+    joint = {"alpha_N": joint_alpha_N, "alpha_D": joint_alpha_D, "N_c": joint_N_c, "D_c": joint_D_c}
+    L = _single_vs_joint(N, D, alpha_N, N_c, alpha_D, D_c, joint)
+    frontier = _compute_frontier(C, alpha_N, N_c, alpha_C_min, C_c_min, N_e, p_N)
+    gap_N = float(np.max(np.abs(L["L_N"] / L["L_N_joint"] - 1)))
+    gap_D = float(np.max(np.abs(L["L_D"] / L["L_D_joint"] - 1)))
     measured = {
         "loss_ratio_double_N": Measure(2.0 ** -alpha_N, note="L(2N)/L(N) = 2^-α_N"),
-        "loss_ratio_double_D": Measure(2.0 ** -alpha_D, note="L(2D)/L(D) = 2^-α_D"),
-        "alpha_N_gap": Measure(abs(alpha_N - joint_alpha_N), note="Eq. 1.1 vs Table 2"),
+        "loss_ratio_double_C": Measure(2.0 ** -alpha_C_min, note="L(2C)/L(C) = 2^-α_C^min"),
+        "frontier_over_converged_min": Measure(float(frontier.min()),
+                                               note="min over C of L(C_min) / L(N_opt(C_min))"),
+        "alpha_N_gap": Measure(abs(alpha_N - joint_alpha_N), note="Eq. 1.1 vs Table 2 (both print 0.076)"),
         "alpha_D_gap": Measure(abs(alpha_D - joint_alpha_D), note="Eq. 1.2 vs Table 2"),
         "L_N_gap_max": Measure(gap_N, note="max |L(N)/L(N,∞) - 1| over the N range"),
         "L_D_gap_max": Measure(gap_D, note="max |L(D)/L(∞,D) - 1| over the D range"),
         "loss_at_N_max": Measure(float(kaplan_loss_N(N_max, alpha_N, N_c)), unit="nats"),
     }
-    figs = [
+    return Evidence(measured=measured, figures=_loss_law_figures(N, D, C, L, frontier), notes=[
+        f"Doubling N multiplies L(N) by 2^-{alpha_N:g} = {2 ** -alpha_N:.4f}; doubling C_min "
+        f"multiplies L(C_min) by {2 ** -alpha_C_min:.4f}.",
+        f"The two L(N) curves differ by a constant {gap_N:.1%}; the two L(D) curves by up to "
+        f"{gap_D:.1%} (exponents {alpha_D:g} vs {joint_alpha_D:g}).",
+        f"Along the compute frontier L(C_min) lies {frontier.min() - 1:.1%} to {frontier.max() - 1:.1%} "
+        "above the converged loss of the model size Table 6 prescribes."])
+
+
+def _loss_law_figures(N, D, C, L: dict[str, np.ndarray], frontier: np.ndarray) -> list[Figure]:
+    return [
         Figure("L(N): single-variable law vs joint fit", "non-embedding parameters N", "loss (nats)",
-               [Series("Eq. 1.1 (α_N 0.076, N_c 8.8e13)", N, L_N),
-                Series("Eq. 1.5, D → ∞ (Table 2)", N, L_N_joint, style="dashed")],
+               [Series("Eq. 1.1", N, L["L_N"]),
+                Series("Eq. 1.5, D → ∞ (Table 2)", N, L["L_N_joint"], style="dashed")],
                xscale="log", yscale="log"),
         Figure("L(D): single-variable law vs joint fit", "tokens D", "loss (nats)",
-               [Series("Eq. 1.2 (α_D 0.095, D_c 5.4e13)", D, L_D),
-                Series("Eq. 1.5, N → ∞ (Table 2)", D, L_D_joint, style="dashed")],
+               [Series("Eq. 1.2", D, L["L_D"]),
+                Series("Eq. 1.5, N → ∞ (Table 2)", D, L["L_D_joint"], style="dashed")],
                xscale="log", yscale="log"),
+        Figure("L(C_min) over the converged loss of N_opt(C_min)", "C_min (PF-days)", "ratio",
+               [Series("Eq. 1.3 / Eq. 1.1 at N_opt", C, frontier),
+                Series("equal", [C[0], C[-1]], [1, 1], style="dashed")], xscale="log"),
     ]
-    notes = [f"Doubling N multiplies L(N) by 2^-{alpha_N:g} = {2 ** -alpha_N:.4f}.",
-             f"The two L(N) curves differ by a constant {gap_N:.1%}; the two L(D) curves by up to "
-             f"{gap_D:.1%} (exponents {alpha_D:g} vs {joint_alpha_D:g})."]
-    return Evidence(measured=measured, figures=figs, notes=notes)
 
 
-def kaplan_data_vs_params(alpha_N: Pos = KAPLAN["alpha_N"], alpha_D: Pos = KAPLAN["alpha_D"],
-                          joint_alpha_N: Pos = KAPLAN["joint_alpha_N"],
-                          joint_alpha_D: Pos = KAPLAN["joint_alpha_D"],
-                          model_factor: Pos = 8.0) -> Evidence:
+def kaplan_data_vs_params(alpha_N: Pos, alpha_D: Pos, joint_alpha_N: Pos, joint_alpha_D: Pos,
+                          model_factor: Pos) -> Evidence:
     """D ∝ N^(α_N/α_D): the exponent from the joint fit and from the single-variable laws."""
     e_joint = joint_alpha_N / joint_alpha_D  # Kaplan §4.2, Eq. 4.4: N^0.74
     e_single = alpha_N / alpha_D             # the notes' derivation from Eqs. 1.1-1.2
@@ -102,8 +115,7 @@ def kaplan_data_vs_params(alpha_N: Pos = KAPLAN["alpha_N"], alpha_D: Pos = KAPLA
         f"joint-fit exponent and {model_factor ** e_single:.2f}x with the single-variable one."])
 
 
-def kaplan_compute_allocation(alpha_N: Pos = KAPLAN["alpha_N"], alpha_B: Pos = KAPLAN["alpha_B"],
-                              alpha_S: Pos = KAPLAN["alpha_S"]) -> Evidence:
+def kaplan_compute_allocation(alpha_N: Pos, alpha_B: Pos, alpha_S: Pos) -> Evidence:
     """Eq. 1.7-1.8: exponents of N, B, S in C_min implied by α_N, α_B, α_S."""
     alpha_C = kaplan_alpha_C_min(alpha_S, alpha_B, alpha_N)
     e = kaplan_allocation_exponents(alpha_C, alpha_N, alpha_B, alpha_S)
@@ -144,8 +156,31 @@ def _frontier_ratios(C: np.ndarray, rule: float) -> dict[str, np.ndarray]:
             for f in PARAMETRIC_FITS}
 
 
-def compute_optimal_tokens(rule: Pos = 20.0, C_min: Pos = 1e18, C_max: Pos = 1e25,
-                           points: PosInt = 8, C_gopher: Pos = 5.76e23) -> Evidence:
+def _fit_measures(C: np.ndarray, rule: float, C_gopher: float) -> dict[str, Measure]:
+    """(D/N)/rule range over the budgets, and the optimum at Gopher's budget, for each fit."""
+    measured: dict[str, Measure] = {}
+    for f, r in _frontier_ratios(C, rule).items():
+        key, opt = f.replace("-", "_"), chinchilla_optimum(C_gopher, f)
+        measured[f"ratio_min_{key}"] = Measure(float(r.min()), note=FITS[f].source)
+        measured[f"ratio_max_{key}"] = Measure(float(r.max()), note=FITS[f].source)
+        measured[f"params_at_gopher_{key}"] = Measure(opt["params"], unit="parameters",
+                                                      note=f"N_opt at C = {C_gopher:.3g} FLOPs")
+        measured[f"tokens_per_param_at_gopher_{key}"] = Measure(opt["tokens_per_param"])
+    return measured
+
+
+def _table_a3_measures(table_a3: list[list[float]]) -> dict[str, Measure]:
+    """Each printed row's FLOPs over 6·N·D: the table was made with C = 6ND, so every row is ~1."""
+    r = np.array([c / (6 * n * d) for n, c, d in table_a3])
+    worst = int(np.argmin(r))
+    return {"table_a3_flops_over_6ND_min": Measure(float(r.min()), note=(
+                f"row N = {table_a3[worst][0]:.3g}: printed {table_a3[worst][1]:.3g} FLOPs, "
+                f"6·N·D = {6 * table_a3[worst][0] * table_a3[worst][2]:.3g}")),
+            "table_a3_flops_over_6ND_max": Measure(float(r.max()), note="largest over the rows")}
+
+
+def compute_optimal_tokens(rule: Pos, C_min: Pos, C_max: Pos, points: PosInt, C_gopher: Pos,
+                           table_a3: list[list[Pos]]) -> Evidence:
     """Compute-optimal D/N over budgets C_min..C_max, relative to the stated rule (D ≈ 20 N).
 
     Approach 1 is read straight from Hoffmann Table 3; the parametric fits (Eq. 10 as printed,
@@ -154,20 +189,10 @@ def compute_optimal_tokens(rule: Pos = 20.0, C_min: Pos = 1e18, C_max: Pos = 1e2
     C = _geom(C_min, C_max, points)
     ratios = _frontier_ratios(C, rule)
     t3 = np.array([d / n for n, _, d in HOFFMANN_TABLE3]) / rule
-    measured: dict[str, Measure] = {
-        "ratio_min_approach1": Measure(float(t3.min()), note="Table 3 rows, (D/N)/rule"),
-        "ratio_max_approach1": Measure(float(t3.max()), note="Table 3 rows, (D/N)/rule"),
-    }
-    for f, r in ratios.items():
-        key = f.replace("-", "_")
-        measured[f"ratio_min_{key}"] = Measure(float(r.min()), note=f"{FITS[f].source}")
-        measured[f"ratio_max_{key}"] = Measure(float(r.max()), note=f"{FITS[f].source}")
-        opt = chinchilla_optimum(C_gopher, f)
-        measured[f"params_at_gopher_{key}"] = Measure(opt["params"], unit="parameters",
-                                                      note=f"N_opt at C = {C_gopher:.3g} FLOPs")
-        measured[f"tokens_per_param_at_gopher_{key}"] = Measure(opt["tokens_per_param"])
-    table = [{"fit": f, "a": round(chinchilla_exponents(f)[0], 4),
-              "b": round(chinchilla_exponents(f)[1], 4),
+    measured = {"ratio_min_approach1": Measure(float(t3.min()), note="Table 3 rows, (D/N)/rule"),
+                "ratio_max_approach1": Measure(float(t3.max()), note="Table 3 rows, (D/N)/rule"),
+                **_fit_measures(C, rule, C_gopher), **_table_a3_measures(table_a3)}
+    table = [{"fit": f, "a": round(chinchilla_exponents(f)[0], 4), "b": round(chinchilla_exponents(f)[1], 4),
               **{f"D/N at {c:.0e}": round(float(r * rule), 1) for c, r in zip(C, ratios[f])}}
              for f in PARAMETRIC_FITS]
     series = [Series(f, C, ratios[f] * rule) for f in PARAMETRIC_FITS]
@@ -183,9 +208,8 @@ def compute_optimal_tokens(rule: Pos = 20.0, C_min: Pos = 1e18, C_max: Pos = 1e2
     return Evidence(measured=measured, figures=[fig], table=table, notes=notes)
 
 
-def no_convergence_at_optimum(rule: Pos = 20.0, N_7B: Pos = 6.7e9, N_13B: Pos = 13.0e9,
-                              D_llama: Pos = 1.0e12, seed_7B: Pos = 140e9,
-                              seed_13B: Pos = 260e9) -> Evidence:
+def no_convergence_at_optimum(rule: Pos, N_7B: Pos, N_13B: Pos, D_llama: Pos, seed_7B: Pos,
+                              seed_13B: Pos) -> Evidence:
     """The source's '140B and 260B' against rule·N for LLaMA-7B/13B, and LLaMA's actual tokens.
 
     N and D are LLaMA's published values (Touvron et al. 2023, Table 2: 6.7B and 13.0B

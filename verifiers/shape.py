@@ -20,9 +20,11 @@ import torch
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import Pos, PosInt, Seeds
 
+from .lab.batched import BatchedAdamW, lr_table, train
 from .lab.data import MarkovSource
+from .lab.feeds import markov_batches, markov_eval
 from .lab.gpt import GPTConfig
-from .lab.stacked_gpt import StackedGPT, markov_batches, markov_eval, train_stacked
+from .lab.stacks import GPTStack
 
 __all__ = ["shape_sweep", "deep_narrow_transfer", "width_for_depth", "levine_depth_threshold"]
 
@@ -54,14 +56,22 @@ class _Run:
     curve: np.ndarray   # mean training CE over seeds, per step
 
 
+def _fit(net: GPTStack, src: MarkovSource, seeds: list[int], steps: int, B: int, T: int,
+         lr: float, device: str) -> np.ndarray:
+    """AdamW (β = 0.9, 0.95; no decay) with a cosine to zero on soft targets; mean training CE
+    over members at every step."""
+    K = net.K
+    tr = train(net, BatchedAdamW(net, (0.9, 0.95)), markov_batches(src, seeds, B, T, True, device),
+               lr_table([lr] * K, [steps] * K, "cosine"), [steps] * K, [0.0] * K)
+    return tr.array("loss").mean(axis=1)
+
+
 def _train_shape(L: int, d: int, n_head: int, src: MarkovSource, seeds: list[int], steps: int,
-                 B: int, T: int, lr: float, eval_tokens: torch.Tensor, device: str) -> tuple[_Run, StackedGPT]:
+                 B: int, T: int, lr: float, eval_tokens: torch.Tensor, device: str) -> tuple[_Run, GPTStack]:
     cfg = GPTConfig(vocab_size=src.V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head)
-    net = StackedGPT(cfg, seeds, device)
-    hist = train_stacked(net, markov_batches(src, seeds, B, T, device=device), steps, lr)
-    run = _Run(L, d, net.non_embedding_params(), markov_eval(net, src, eval_tokens),
-               hist.array("loss").mean(axis=1))
-    return run, net
+    net = GPTStack(cfg, seeds, device)
+    curve = _fit(net, src, seeds, steps, B, T, lr, device)
+    return _Run(L, d, net.non_embedding_params(), markov_eval(net, src, eval_tokens), curve), net
 
 
 def _vertex(logL: np.ndarray, y: np.ndarray) -> float:
@@ -75,12 +85,59 @@ def _vertex(logL: np.ndarray, y: np.ndarray) -> float:
     return float(logL[int(np.argmin(y))])
 
 
-def shape_sweep(depths: list[int] = [1, 2, 4], d_ref: PosInt = 16, L_ref: PosInt = 2,
-                n_head: PosInt = 2, size_factor: Pos = 4.0, min_layers: PosInt = 2,
-                V: PosInt = 8, order: PosInt = 2, alpha: Pos = 0.1, source_seed: int = 0,
-                steps: PosInt = 150, B: PosInt = 32, T: PosInt = 8, lr: Pos = 1e-2,
-                seeds: Seeds = [0, 1, 2], eval_seqs: PosInt = 256,
-                device: str = "cpu") -> Evidence:
+def _sweep(depths: list[int], d_ref: int, L_ref: int, n_head: int, size_factor: float,
+           src: MarkovSource, steps: int, B: int, T: int, lr: float, seeds: list[int],
+           eval_tokens: torch.Tensor, device: str) -> tuple[dict[int, _Run], _Run]:
+    """Every depth at the reference N, and the reference depth at N / size_factor."""
+    runs = {L: _train_shape(L, width_for_depth(L, d_ref, L_ref, n_head), n_head, src, seeds, steps,
+                            B, T, lr, eval_tokens, device)[0] for L in depths}
+    d_small = n_head * max(1, round(d_ref / math.sqrt(size_factor) / n_head))
+    small, _ = _train_shape(L_ref, d_small, n_head, src, seeds, steps, B, T, lr, eval_tokens, device)
+    return runs, small
+
+
+def _shape_measures(runs: dict[int, _Run], small: _Run, depths: list[int], L_ref: int,
+                    size_factor: float, min_layers: int, n_seeds: int) -> tuple[dict, dict, np.ndarray]:
+    """N-adjusted losses (Kaplan Fig. 5) and the measures in units of a size_factor× size gain."""
+    ref = runs[L_ref]
+    slope = (small.loss - ref.loss) / math.log(ref.N / small.N)  # loss per e-fold of N, per seed
+    gain = slope * math.log(size_factor)
+    adj = {L: r.loss + slope * math.log(r.N / ref.N) for L, r in runs.items()}  # moved to N_ref
+    deep = [L for L in depths if L >= min_layers]
+    A = np.stack([adj[L] for L in deep])  # (shapes, seeds)
+    all_adj = np.stack([adj[L] for L in depths])
+    logL = np.log2(np.array(depths, dtype=float))
+    opt = np.array([_vertex(logL, all_adj[:, s]) for s in range(n_seeds)])
+    L_th = levine_depth_threshold(ref.N)
+    measured = {
+        "spread_ratio": interval_from_samples((A.max(0) - A.min(0)) / gain, note=(
+            f"(max−min) N-adjusted loss over depths {deep}, in units of the loss gained by a "
+            f"{size_factor:g}× larger model")),
+        "worst_shape_ratio": interval_from_samples((all_adj.max(0) - all_adj.min(0)) / gain,
+                                                   note=f"same, over all depths {depths}"),
+        "size_gain": interval_from_samples(gain, unit="nats",
+                                           note=f"loss gained by {size_factor:g}× N at {L_ref} layers"),
+        "optimal_depth": interval_from_samples(2.0 ** opt, unit="layers",
+                                               note="vertex of a parabola in log₂ depth, per seed"),
+        "optimum_edge_octaves": interval_from_samples(
+            np.minimum(opt - logL.min(), logL.max() - opt), note=(
+                "distance of the loss-minimising depth from the nearer end of the sweep, in "
+                "octaves; 0 = the optimum sits at an end")),
+        "levine_depth": Measure(L_th, unit="layers",
+                                note="L = log₃(d) at this N (Levine et al. 2020's depth threshold)"),
+        "optimum_vs_levine_octaves": interval_from_samples(opt - math.log2(L_th), note=(
+            "log₂(optimal depth / Levine's threshold depth)")),
+    }
+    if 1 in runs and min_layers > 1:
+        measured["one_layer_excess"] = interval_from_samples(
+            (adj[1] - A.min(0)) / gain, note="(1-layer loss − best deeper loss) / size gain")
+    return measured, adj, gain
+
+
+def shape_sweep(depths: list[int], d_ref: PosInt, L_ref: PosInt, n_head: PosInt, size_factor: Pos,
+                min_layers: PosInt, V: PosInt, order: PosInt, alpha: Pos, source_seed: int,
+                steps: PosInt, B: PosInt, T: PosInt, lr: Pos, seeds: Seeds, eval_seqs: PosInt,
+                device: str) -> Evidence:
     """Loss across depths at (nearly) fixed non-embedding N, in units of a size_factor× size gain.
 
     Measures, per seed: the spread (max − min) of N-adjusted losses over shapes with at least
@@ -92,56 +149,21 @@ def shape_sweep(depths: list[int] = [1, 2, 4], d_ref: PosInt = 16, L_ref: PosInt
     depths = sorted(set(int(L) for L in depths) | {int(L_ref)})
     src = MarkovSource(V=V, order=order, alpha=alpha, seed=source_seed)
     ev = src.sample(eval_seqs, T + 1, np.random.default_rng(source_seed + 7))[:, :-1]
-    runs = {L: _train_shape(L, width_for_depth(L, d_ref, L_ref, n_head), n_head, src, seeds, steps,
-                            B, T, lr, ev, device)[0] for L in depths}
-    d_small = n_head * max(1, round(d_ref / math.sqrt(size_factor) / n_head))
-    small, _ = _train_shape(L_ref, d_small, n_head, src, seeds, steps, B, T, lr, ev, device)
-    ref = runs[L_ref]
-
-    # Loss per e-fold of N at the reference shape (per seed), and the size_factor× gain.
-    slope = (small.loss - ref.loss) / math.log(ref.N / small.N)
-    gain = slope * math.log(size_factor)
-    adj = {L: r.loss + slope * math.log(r.N / ref.N) for L, r in runs.items()}  # moved to N_ref
-    deep = [L for L in depths if L >= min_layers]
-    A = np.stack([adj[L] for L in deep])  # (shapes, seeds)
-    spread_ratio = (A.max(0) - A.min(0)) / gain
-    all_adj = np.stack([adj[L] for L in depths])
-    worst_ratio = (all_adj.max(0) - all_adj.min(0)) / gain
-    logL = np.log2(np.array(depths, dtype=float))
-    opt = np.array([_vertex(logL, all_adj[:, s]) for s in range(len(seeds))])
-    edge = np.minimum(opt - logL.min(), logL.max() - opt)
-    L_th = levine_depth_threshold(ref.N)
-
-    measured = {
-        "spread_ratio": interval_from_samples(spread_ratio, note=(
-            f"(max−min) N-adjusted loss over depths {deep}, in units of the loss gained by a "
-            f"{size_factor:g}× larger model")),
-        "worst_shape_ratio": interval_from_samples(worst_ratio, note=f"same, over all depths {depths}"),
-        "size_gain": interval_from_samples(gain, unit="nats",
-                                           note=f"loss gained by {size_factor:g}× N at {L_ref} layers"),
-        "optimal_depth": interval_from_samples(2.0 ** opt, unit="layers",
-                                               note="vertex of a parabola in log₂ depth, per seed"),
-        "optimum_edge_octaves": interval_from_samples(edge, note=(
-            "distance of the loss-minimising depth from the nearer end of the sweep, in octaves; "
-            "0 = the optimum sits at an end")),
-        "levine_depth": Measure(L_th, unit="layers",
-                                note="L = log₃(d) at this N (Levine et al. 2020's depth threshold)"),
-        "optimum_vs_levine_octaves": interval_from_samples(opt - math.log2(L_th), note=(
-            "log₂(optimal depth / Levine's threshold depth)")),
-    }
-    if 1 in runs and min_layers > 1:
-        measured["one_layer_excess"] = interval_from_samples(
-            (adj[1] - A.min(0)) / gain, note="(1-layer loss − best deeper loss) / size gain")
+    runs, small = _sweep(depths, d_ref, L_ref, n_head, size_factor, src, steps, B, T, lr, seeds, ev,
+                         device)
+    measured, adj, gain = _shape_measures(runs, small, depths, L_ref, size_factor, min_layers,
+                                          len(seeds))
+    spread = measured["spread_ratio"].value
+    table = [{"n_layer": r.L, "d_model": r.d, "N": r.N, "loss_mean": float(r.loss.mean()),
+              "loss_N_adjusted": float(adj[L].mean()), "entropy": src.entropy} for L, r in runs.items()]
+    table.append({"n_layer": small.L, "d_model": small.d, "N": small.N,
+                  "loss_mean": float(small.loss.mean()), "role": f"1/{size_factor:g} size"})
     return Evidence(measured=measured, figures=_figures(runs, adj, small, depths, gain, size_factor),
-                    table=[{"n_layer": r.L, "d_model": r.d, "N": r.N,
-                            "loss_mean": float(r.loss.mean()), "loss_N_adjusted": float(adj[L].mean()),
-                            "entropy": src.entropy} for L, r in runs.items()]
-                    + [{"n_layer": small.L, "d_model": small.d, "N": small.N,
-                        "loss_mean": float(small.loss.mean()), "role": f"1/{size_factor:g} size"}],
+                    table=table,
                     notes=[f"Source: order-{order} Markov chain over {V} tokens, entropy "
                            f"{src.entropy:.3f} nats; trained on the true next-token distribution.",
                            f"A {size_factor:g}× size change gains {gain.mean():.3f} nats; the "
-                           f"shapes with ≥{min_layers} layers span {spread_ratio.mean():.2f} of that."],
+                           f"shapes with ≥{min_layers} layers span {spread:.2f} of that."],
                     seeds=list(seeds))
 
 
@@ -165,13 +187,11 @@ def _figures(runs: dict, adj: dict, small: _Run, depths: list[int], gain: np.nda
     return [sweep, curves]
 
 
-def deep_narrow_transfer(L_shallow: PosInt = 1, L_deep: PosInt = 4, d_ref: PosInt = 16,
-                         L_ref: PosInt = 2, n_head: PosInt = 2, V: PosInt = 8, order: PosInt = 2,
-                         alpha: Pos = 0.1, source_seed: int = 0, resample_frac: Pos = 0.5,
-                         steps: PosInt = 150, finetune_steps: PosInt = 40, B: PosInt = 32,
-                         T: PosInt = 8, lr: Pos = 1e-2, finetune_lr: Pos = 3e-3,
-                         seeds: Seeds = [0, 1, 2], eval_seqs: PosInt = 256,
-                         device: str = "cpu") -> Evidence:
+def deep_narrow_transfer(L_shallow: PosInt, L_deep: PosInt, d_ref: PosInt, L_ref: PosInt,
+                         n_head: PosInt, V: PosInt, order: PosInt, alpha: Pos, source_seed: int,
+                         resample_frac: Pos, steps: PosInt, finetune_steps: PosInt, B: PosInt,
+                         T: PosInt, lr: Pos, finetune_lr: Pos, seeds: Seeds, eval_seqs: PosInt,
+                         device: str) -> Evidence:
     """Pretrain a shallow-wide and a deep-narrow GPT of equal N, fine-tune both on a related
     'downstream' source, and compare downstream loss (Tay et al. 2021's comparison in small).
 
@@ -187,10 +207,9 @@ def deep_narrow_transfer(L_shallow: PosInt = 1, L_deep: PosInt = 4, d_ref: PosIn
         d = width_for_depth(L, d_ref, L_ref, n_head)
         run, net = _train_shape(L, d, n_head, up, seeds, steps, B, T, lr, ev_up, device)
         ft_seeds = [s + 50_000 for s in seeds]  # a fresh downstream data stream per seed
-        hist = train_stacked(net, markov_batches(down, ft_seeds, B, T, device=device),
-                             finetune_steps, finetune_lr)
-        res[name] = (run, markov_eval(net, down, ev_dn), hist.array("loss").mean(axis=1))
-    (rs, ds, cs), (rd, dd, cd) = res["shallow"], res["deep"]
+        curve = _fit(net, down, ft_seeds, finetune_steps, B, T, finetune_lr, device)
+        res[name] = (run, markov_eval(net, down, ev_dn), curve)
+    (rs, ds, _), (rd, dd, _) = res["shallow"], res["deep"]
     measured = {
         "downstream_advantage_deep": interval_from_samples(ds - dd, unit="nats", note=(
             "downstream CE of the shallow-wide model minus the deep-narrow one (> 0: deep better)")),
@@ -198,19 +217,22 @@ def deep_narrow_transfer(L_shallow: PosInt = 1, L_deep: PosInt = 4, d_ref: PosIn
                                                          note="the same on the pretraining source"),
         "param_ratio": Measure(rd.N / rs.N, note="N(deep) / N(shallow)"),
     }
-    fig = Figure("Pretraining then fine-tuning, equal N", "step", "training CE (nats)",
-                 [Series(f"shallow-wide {rs.L}×{rs.d} pretrain", range(len(rs.curve)), rs.curve),
-                  Series(f"deep-narrow {rd.L}×{rd.d} pretrain", range(len(rd.curve)), rd.curve),
-                  Series("shallow-wide fine-tune", range(len(rs.curve), len(rs.curve) + len(cs)), cs,
-                         style="dashed"),
-                  Series("deep-narrow fine-tune", range(len(rd.curve), len(rd.curve) + len(cd)), cd,
-                         style="dashed")])
-    return Evidence(measured=measured, figures=[fig], seeds=list(seeds),
+    return Evidence(measured=measured, figures=[_transfer_figure(res)], seeds=list(seeds),
                     table=[{"model": n, "n_layer": r.L, "d_model": r.d, "N": r.N,
                             "upstream_CE": float(r.loss.mean()), "downstream_CE": float(dn.mean())}
                            for n, (r, dn, _) in res.items()],
                     notes=[f"Upstream entropy {up.entropy:.3f}, downstream entropy {down.entropy:.3f} "
                            f"nats; {resample_frac:.0%} of the chain's rows redrawn downstream."])
+
+
+def _transfer_figure(res: dict) -> Figure:
+    series = []
+    for name, label in (("shallow", "shallow-wide"), ("deep", "deep-narrow")):
+        r, _, ft = res[name]
+        series.append(Series(f"{label} {r.L}×{r.d} pretrain", range(len(r.curve)), r.curve))
+        series.append(Series(f"{label} fine-tune", range(len(r.curve), len(r.curve) + len(ft)), ft,
+                             style="dashed"))
+    return Figure("Pretraining then fine-tuning, equal N", "step", "training CE (nats)", series)
 
 
 def _perturbed(src: MarkovSource, frac: float, seed: int) -> MarkovSource:

@@ -46,7 +46,7 @@ def bibliography_page(data: SiteData, page: str = "bibliography.md") -> str:
     HTML list per work: Python-Markdown is slow on long lists)."""
     refs = data.kb.references
     uses = cited(data)
-    lines = [front_matter("Bibliography"), "# Bibliography", "",
+    lines = [front_matter("Bibliography", description="Every work the claims cite, with the claims that cite it."), "# Bibliography", "",
              f"{len(uses)} works are cited by the claims. Download them all as "
              "[BibTeX](references.bib).", ""]
     for key, ref in sorted(((k, refs.get(k)) for k in uses), key=_sort_key):

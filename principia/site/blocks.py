@@ -6,7 +6,7 @@ tag, which was most of a 1,000-claim build. So the hook:
 
 1. before Markdown, swaps each run of consecutive blocks for a one-word placeholder paragraph;
 2. after Markdown (before the search plugin reads the page), puts in a light copy of each block:
-   its heading and its plain text (formulas as TeX); blocks marked ``pp-nosearch``
+   its heading and its plain text (formulas as plain characters); blocks marked ``pp-nosearch``
    (figures, data, parameters, provenance, history, relations) are left out of the index;
 3. in the finished page, replaces each light copy with the full blocks, formulas as MathML.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from .mathml import convert_math
+from .search import tex_plain
 
 __all__ = ["BLOCK_RE", "NOSEARCH", "stash", "light", "restore", "headings"]
 
@@ -45,7 +46,7 @@ def _light_block(block: str) -> str:
         return ""
     head = _H2_RE.search(block)
     body = _H2_RE.sub(" ", block)
-    text = " ".join(_TAG_RE.sub(" ", body).split())
+    text = tex_plain(" ".join(_TAG_RE.sub(" ", body).split()))  # snippets show text, not TeX
     h2 = f'<h2 id="{head.group(1)}">{head.group(2)}</h2>' if head else ""
     return f"{h2}<p>{text}</p>" if text else h2
 

@@ -12,50 +12,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..decide import describe, flip_margin
-from ..evidence import Measure
-from ..schema import Check
-from .bib import ref_anchor, ref_label
-from .graph import neighbourhood_svg
+from ..decide import describe
+from .bottomline import bottom_line
+from .plain import plain_reason
+from .cite import cite_block
+from .claimparts import history, provenance, relations, sources
+from .home import tag_links
+from .search import search_meta, tex_plain
 from . import htmlparts as H
 from .model import ClaimView, SiteData
-from .svg import render_figure
+from .plots import FigureStore
+from .tables_block import tables_block
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, fmt_measure, front_matter, html_math, html_text,
-                   md_text, page_url, safe_url, section_md, short)
+                   md_text, page_url, rel_path, safe_url, section_md, short)
 
 __all__ = ["claim_page", "claim_md", "section_md", "front_matter"]
 
 MAX_TABLE_ROWS = 200
-MAX_HISTORY = 15
-
-
-def _link(v: ClaimView, page: str, cid: str, views: dict[str, ClaimView]) -> str:
-    other = views[cid]
-    return f"{H.claim_a(page, cid, other.claim.title)} {badge(other.verdict)}"
 
 
 # --- parts of the page ----------------------------------------------------------------------
-
-def _key_check(v: ClaimView, result: dict[str, Any]) -> tuple[Check | None, dict[str, Any] | None]:
-    d = v.claim.decision
-    if d is None:
-        return None, None
-    key = result.get("key") or d.key or d.checks[0].quantity
-    check = next((c for c in d.checks if c.quantity == key), None)
-    out = next((o for o in result.get("checks") or [] if isinstance(o, dict) and o.get("quantity") == key), None)
-    return check, out
-
-
-def _flip(v: ClaimView, result: dict[str, Any]) -> str:
-    """'What would flip this' for the key check of a closed claim, from the recorded value."""
-    if v.claim.kind != "closed" or result.get("verdict") in ("error", "untestable"):
-        return ""
-    check, out = _key_check(v, result)
-    if check is None or out is None or not isinstance(out.get("measured"), (int, float)):
-        return ""
-    m = Measure(out["measured"], out.get("lo"), out.get("hi"), unit=out.get("unit") or "")
-    return flip_margin(check, m)
-
 
 def _checks_table(result: dict[str, Any]) -> str:
     checks = [c for c in result.get("checks") or [] if isinstance(c, dict)]
@@ -96,12 +72,16 @@ def _other_measures(result: dict[str, Any]) -> str:
     return "<p>Other measurements:</p>" + H.table(["Quantity", "Measured", "Note"], rows)
 
 
-def _figures(result: dict[str, Any]) -> str:
+def _figures(result: dict[str, Any], page: str, store: FigureStore) -> str:
+    """Each figure as an SVG file (matplotlib) with its data as CSV beside it."""
     figs = [f for f in ((result.get("evidence") or {}).get("figures") or []) if isinstance(f, dict)]
     out = []
     for f in figs:
-        cap = f'<figcaption>{html_text(f["caption"])}</figcaption>' if f.get("caption") else ""
-        out.append(f'<figure class="pp-figure">{render_figure(f)}{cap}</figure>')
+        cap = html_text(f.get("caption") or "")
+        base = rel_path(page, f"figures/{store.files(f)}")
+        title = html_text(f.get("title") or "figure")
+        out.append(f'<figure class="pp-figure"><img src="{base}.svg" alt="{title}" loading="lazy" width="480" '
+                   f'height="374"><figcaption>{cap} <a href="{base}.csv" download>Data (CSV)</a></figcaption></figure>')
     return "".join(out)
 
 
@@ -149,11 +129,10 @@ def _falsified(result: dict[str, Any]) -> str:
     return "<p>Falsification runs (each must come out refuted):</p>" + H.ul(items) if items else ""
 
 
-def _tier_line(tier: str, result: dict[str, Any]) -> str:
-    prov = result.get("provenance") or {}
-    device = prov.get("device") or "unknown device"
-    return (f"{badge(str(result.get('verdict') or 'error'))} on the <strong>{html_text(tier)}</strong> tier "
-            f"({html_text(device)}) — {html_text(result.get('reason') or '')}")
+def _tier_line(v: ClaimView, tier: str, result: dict[str, Any]) -> str:
+    """Verdict and its reason in words; the device is in the provenance table."""
+    return (f"{badge(str(result.get('verdict') or 'error'))} on the <strong>{html_text(tier)}</strong> tier — "
+            f"{html_math(plain_reason(v, result))}")
 
 
 def _verdict_section(v: ClaimView) -> list[str]:
@@ -164,19 +143,17 @@ def _verdict_section(v: ClaimView) -> list[str]:
         else:
             body = f"<p>{badge('not-verified')} No result has been recorded for this claim yet.</p>"
         return H.block(body, head="Verdict")
-    body = f"<p>{_tier_line(v.shown_tier or '', shown)}</p>"
+    body = f"<p>{_tier_line(v, v.shown_tier or '', shown)}</p>"
     for tier in ("fast", "full"):
         if tier != v.shown_tier and tier in v.results:
-            body += f"<p>Also: {_tier_line(tier, v.results[tier])}</p>"
+            body += f"<p>Also: {_tier_line(v, tier, v.results[tier])}</p>"
     if v.waiting_full:
         body += "<p><em>The full tier has not been run yet; the fast tier's verdict is shown.</em></p>"
-    flip = _flip(v, shown)
-    if flip:
-        body += f"<p><strong>What would flip this:</strong> {html_text(flip)}.</p>"
+    body += f"<p><small>Rule as the engine states it: {html_text(shown.get('reason') or '')}</small></p>"
     return H.block(body, head="Verdict")
 
 
-def _evidence_section(v: ClaimView) -> list[str]:
+def _evidence_section(v: ClaimView, store: FigureStore) -> list[str]:
     """Checks (indexed for search), then figures and data (not indexed), then notes and errors."""
     r = v.shown
     if r is None:
@@ -189,7 +166,7 @@ def _evidence_section(v: ClaimView) -> list[str]:
             rest += (f'<details class="note"><summary>Evidence of the {tier} tier</summary>'
                      f"{_checks_table(other)}{_other_measures(other)}{_error(other)}</details>")
     return (H.block(_checks_table(r), _other_measures(r), head=f"Evidence ({v.shown_tier} tier)")
-            + H.block(_figures(r), _rows_table(ev.get("table") or []), search=False) + H.block(rest))
+            + H.block(_figures(r, claim_md(v.id), store), _rows_table(ev.get("table") or []), search=False) + H.block(rest))
 
 
 def _decision(v: ClaimView) -> list[str]:
@@ -247,87 +224,6 @@ def _context(v: ClaimView) -> list[str]:
     return out
 
 
-def _sources(v: ClaimView, data: SiteData) -> list[str]:
-    cat = data.kb.catalogue
-    page = claim_md(v.id)
-    items = []
-    for s in v.claim.sources:
-        seed = cat.seeds.get(s.seed) if cat else None
-        name = H.ext(seed.url, html_text(seed.title)) if seed else html_text(s.seed)
-        alias = f" ({html_text(s.alias)})" if s.alias else ""
-        items.append(f"{name} — {html_text(s.place)}{alias}")
-    cites = []
-    for cit in v.claim.citations:
-        ref = data.kb.references.get(cit.ref)
-        note = f" {html_math(cit.note)}" if cit.note else ""
-        if ref is None:
-            cites.append(f"{html_text(cit.ref)} — <strong>{html_text(cit.locator)}</strong>{note}")
-            continue
-        bib = H.a(f"{page_url(page, 'bibliography.md')}#{ref_anchor(cit.ref)}",
-                 f"{html_text(ref.authors)} ({ref.year})")
-        cites.append(f"{bib}, <em>{html_text(ref.title)}</em> — <strong>{html_text(cit.locator)}</strong> "
-                     f"{H.ext(ref.link(), html_text(ref_label(ref)))}{note}")
-    return H.block(H.ul(items), head="Sources") + H.block(H.ul(cites), head="Citations")
-
-
-def _relations(v: ClaimView, data: SiteData) -> list[str]:
-    rel = v.claim.relations
-    page = claim_md(v.id)
-    groups = [("Uses", [u for u in rel.uses if u in data.views]), ("Used by", sorted(v.used_by)),
-              ("Contests", [u for u in rel.contests if u in data.views]), ("Contested by", sorted(v.contested_by))]
-    body = "".join(f"<p>{name}:</p>" + H.ul(_link(v, page, u, data.views) for u in ids) for name, ids in groups if ids)
-    if not body:
-        return []
-    svg = neighbourhood_svg(v, data.views, lambda c: page_url(page, claim_md(c)))
-    if svg:
-        body += f'<div class="pp-figure pp-scroll">{svg}</div>'
-    return H.block(body, search=False, head="Relations")
-
-
-def _versions(p: dict[str, Any]) -> str:
-    ver = p.get("versions") or {}
-    return ", ".join(f"{k} {x}" for k, x in sorted(ver.items())) if isinstance(ver, dict) else str(ver)
-
-
-_PROVENANCE = (
-    ("Device", lambda p: p.get("device") or "—"),
-    ("Commit", lambda p: short(p.get("commit")) + (" (dirty)" if p.get("dirty") else "")),
-    ("Claim hash", lambda p: short(p.get("claim_hash"))),
-    ("Code hash", lambda p: short(p.get("code_hash"))),
-    ("Versions", _versions),
-    ("Duration", lambda p: f"{fmt(p.get('duration_s'), 3)} s" if p.get("duration_s") is not None else "—"),
-    ("Peak memory", lambda p: f"{fmt(p.get('peak_rss_mib'), 3)} MiB" if p.get("peak_rss_mib") else "—"),
-    ("Finished", lambda p: p.get("finished_at") or "—"),
-    ("Engine", lambda p: p.get("engine") or "—"),
-)
-
-
-def _provenance(v: ClaimView) -> list[str]:
-    tiers = [t for t in ("fast", "full") if t in v.results]
-    if not tiers:
-        return []
-    provs = {t: v.results[t].get("provenance") or {} for t in tiers}
-    rows = [[name] + [html_text(get(provs[t])) for t in tiers] for name, get in _PROVENANCE]
-    return H.block(H.table([""] + [f"{t} tier" for t in tiers], rows), search=False, head="Provenance")
-
-
-def _history(v: ClaimView) -> list[str]:
-    entries = [(str(h.get("finished_at") or ""), tier, h) for tier, r in v.results.items()
-               for h in r.get("history") or [] if isinstance(h, dict)]
-    if not entries:
-        return []
-    entries.sort(key=lambda e: (e[0], e[1]), reverse=True)
-    rows = []
-    for when, tier, h in entries[:MAX_HISTORY]:
-        kv = f"{h.get('key')} = {fmt(h.get('value'))}" if h.get("key") else fmt(h.get("value"))
-        rows.append([html_text(when or "—"), tier, badge(str(h.get("verdict") or "error")), html_text(kv),
-                     html_text(short(h.get("commit")))])
-    body = H.table(["Finished", "Tier", "Verdict", "Key value", "Commit"], rows)
-    if len(entries) > MAX_HISTORY:
-        body += f"<p><em>{len(entries) - MAX_HISTORY} older entries are in the result files.</em></p>"
-    return H.block(body, search=False, head="History")
-
-
 def _risk(v: ClaimView, data: SiteData) -> str:
     if not v.at_risk:
         return ""
@@ -338,20 +234,25 @@ def _risk(v: ClaimView, data: SiteData) -> str:
             f"<p>This claim uses a claim that does not hold: {why}.</p></div>")
 
 
-def claim_page(v: ClaimView, data: SiteData, edit_base: str = "") -> str:
-    """The whole Markdown page of one claim."""
+def claim_page(v: ClaimView, data: SiteData, store: FigureStore, edit_base: str = "", site_url: str = "") -> str:
+    """The whole Markdown page of one claim: the bottom line first, then the evidence."""
     c = v.claim
     page = claim_md(v.id)
     sec = data.kb.catalogue.sections.get(c.section) if data.kb.catalogue else None
     sec_link = H.a(page_url(page, section_md(c.section)), html_text(sec.title)) if sec else html_text(c.section)
     edit = f"{edit_base}{v.file}" if edit_base and safe_url(f"{edit_base}{v.file}") else ""
-    meta = f"{badge(v.verdict)} · <code>{html_text(v.id)}</code> · {c.kind} claim · {sec_link}"
+    meta = f"<code>{html_text(v.id)}</code> · {c.kind} claim · {sec_link}"
+    if c.tags:
+        meta += f' · <span class="pp-tags">tags: {tag_links(page, c.tags)}</span>'
     if edit:
         meta += f" · {H.ext(edit, 'Edit this claim')}"
-    tags = f"<p class=\"pp-tags\">Tags: {html_text(', '.join(c.tags))}</p>" if c.tags else ""
-    lines = [front_matter(c.title, edit), f"# {md_text(c.title)}", ""]
-    lines += H.block(f'<p class="pp-meta">{meta}</p>', _risk(v, data),
-                    f'<div class="pp-statement">{H.paras(c.statement)}</div>', tags)
-    lines += _verdict_section(v) + _evidence_section(v) + _decision(v) + _parameters(v)
-    lines += _context(v) + _sources(v, data) + _relations(v, data) + _provenance(v) + _history(v)
+    extra = search_meta(c.tags, v.id, len(v.used_by))
+    lines = [front_matter(tex_plain(c.title), edit, tex_plain(c.statement), extra), f"# {md_text(c.title)}", ""]
+    # The meta line (ids, tags, edit link) is navigation, not content: kept out of the index.
+    lines += H.block(f'<p class="pp-meta">{meta}</p>', search=False)
+    lines += H.block(f'<div class="pp-statement">{H.paras(c.statement)}</div>', bottom_line(v), _risk(v, data))
+    lines += _verdict_section(v) + tables_block(v, data, page) + _evidence_section(v, store) + _decision(v) + _parameters(v)
+    lines += _context(v) + sources(v, data) + relations(v, data) + cite_block(v, site_url)
+    lines += provenance(v) + history(v)
     return "\n".join(lines).rstrip() + "\n"
+

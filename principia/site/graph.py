@@ -1,9 +1,11 @@
-"""The claim graph as static SVG: 'uses' edges (solid arrows) and 'contests' edges (dashed).
+"""The claim graph as static SVG: 'uses' edges (grey arrows) and 'contests' edges (dashed red).
 
-Layout is layered, computed here: a claim that uses nothing sits on the top layer and every other
-claim one layer below the deepest claim it uses; within a layer, two barycentre sweeps pull a
-claim towards the claims it uses, which keeps most edges short. Only claims with a relation
-are drawn; nodes link to their claim pages and are coloured by verdict.
+The whole graph is an arc diagram: every related claim on one vertical line, grouped under its
+section's heading, with its id to the right (the title on hover) and every edge a curve to the
+left. So the drawing is as narrow as a page column however many claims there are, no edge runs
+through a node or a label, and a section's claims sit together. Nodes link to their claim pages
+and are coloured by verdict. A claim page draws its own neighbourhood (what it uses, what uses
+it, what contests it). ``layers`` (depth along 'uses') is kept for callers that rank claims.
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def _node(cid: str, v: ClaimView, x: float, y: float, href: str, label: str = "b
     """A linked circle coloured by verdict; the label goes 'below', 'right' or 'left' of it."""
     color = VERDICT_COLORS.get(v.verdict, VERDICT_COLORS["error"])
     tip = f"{cid}: {v.claim.title} ({VERDICT_LABELS.get(v.verdict, v.verdict)})"
-    text = cid if len(cid) <= 22 else cid[:21] + "…"
+    text = cid  # whole: ids are short, and the title is in the tooltip
     ty = y + R + 13 if label == "below" else y + 4
     tx, anchor = {"below": (x, "middle"), "right": (x + R + 5, "start"), "left": (x - R - 5, "end")}[label]
     return (f'<a href="{html_text(href)}"><title>{html_text(tip)}</title>'
@@ -96,29 +98,60 @@ def _edge(p: tuple[float, float], q: tuple[float, float], kind: str, prefix: str
             f'fill="none" marker-end="url(#{prefix}-arrow)"/>')
 
 
-def graph_svg(views: dict[str, ClaimView], href: Callable[[str], str]) -> str:
-    """The whole relation graph; `href(id)` gives the link to a claim page."""
+ROW, HEAD, NODE_X, LABEL_GAP = 24, 30, 300, 14  # arc diagram: rows, section headings, node column
+
+
+def _arc(y1: float, y2: float, kind: str, prefix: str) -> str:
+    """A curve left of the node column from y1 to y2: it can cross other edges, never a node
+    or a label. 'uses' arrows are grey; 'contests' curves are dashed red and bulge further."""
+    span = abs(y2 - y1)
+    bulge = min(40 + span * 0.45, NODE_X - 20) * (1.0 if kind == "uses" else 1.15)
+    x0 = NODE_X - R - 1
+    ctrl = f"{NODE_X - min(bulge, NODE_X - 12):.0f} {(y1 + y2) / 2:.0f}"
+    path = f"M{x0} {y1:.0f}Q{ctrl} {x0} {y2:.0f}"
+    if kind == "contests":
+        return f'<path d="{path}" stroke="#c62828" stroke-width="1.6" stroke-dasharray="5 4" fill="none"/>'
+    return (f'<path d="{path}" stroke="currentColor" stroke-opacity="0.5" fill="none" '
+            f'marker-end="url(#{prefix}-arrow)"/>')
+
+
+def _rows(views: dict[str, ClaimView], ids: list[str], titles: dict[str, str]) -> tuple[dict[str, float], list[str], float]:
+    """(y of each claim, section headings as SVG text, height): claims grouped by section."""
+    pos: dict[str, float] = {}
+    heads: list[str] = []
+    y = 10.0
+    by: dict[str, list[str]] = {}
+    for cid in ids:
+        by.setdefault(views[cid].claim.section, []).append(cid)
+    for sec in sorted(by, key=lambda s: list(titles).index(s) if s in titles else len(titles)):
+        y += HEAD
+        heads.append(f'<text x="{NODE_X - R}" y="{y - 8:.0f}" font-weight="bold" fill-opacity="0.75">'
+                     f'{html_text(titles.get(sec, sec))}</text>')
+        for cid in by[sec]:
+            pos[cid] = y
+            y += ROW
+    return pos, heads, y
+
+
+def graph_svg(views: dict[str, ClaimView], href: Callable[[str], str], titles: dict[str, str] | None = None) -> str:
+    """The whole relation graph as an arc diagram: claims in one column, grouped by section
+    (``titles``: section id -> title, in display order), edges as curves to its left."""
     ids = related_ids(views)
     if not ids:
         return ""
-    rows = layers(views, ids)
-    width = max(len(r) for r in rows) * DX + 40
-    height = (len(rows) - 1) * DY + 70
-    pos: dict[str, tuple[float, float]] = {}
-    for li, row in enumerate(rows):
-        x0 = (width - (len(row) - 1) * DX) / 2
-        for i, cid in enumerate(row):
-            pos[cid] = (x0 + i * DX, 30 + li * DY)
+    pos, heads, height = _rows(views, ids, titles or {})
     edges = []
     for cid in ids:
         rel = views[cid].claim.relations
-        edges += [_edge(pos[cid], pos[u], "uses", "pg") for u in rel.uses if u in pos]
-        edges += [_edge(pos[cid], pos[u], "contests", "pg") for u in rel.contests if u in pos]
-    nodes = [_node(c, views[c], *pos[c], href(c)) for c in ids]
+        edges += [_arc(pos[cid], pos[u], "uses", "pg") for u in rel.uses if u in pos]
+        edges += [_arc(pos[cid], pos[u], "contests", "pg") for u in rel.contests if u in pos]
+    nodes = [_node(c, views[c], NODE_X, pos[c], href(c), label="right") for c in ids]
+    longest = max(len(c) for c in ids)
+    width = NODE_X + R + LABEL_GAP + 7 * longest + 10
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" class="pp-graph" role="img" '
-            f'aria-label="Claim graph" font-family="sans-serif" font-size="11" fill="currentColor">'
-            f'<title>Claim graph</title>{_defs("pg")}' + "".join(edges) + "".join(nodes) + "</svg>")
+            f'aria-label="Claim graph" font-family="sans-serif" font-size="12" fill="currentColor">'
+            f'<title>Claim graph</title>{_defs("pg")}' + "".join(heads) + "".join(edges) + "".join(nodes) + "</svg>")
 
 
 def _column(ids: list[str], limit: int = 10) -> tuple[list[str], int]:

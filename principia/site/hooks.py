@@ -16,8 +16,10 @@ from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.plugins import event_priority  # noqa: E402
 from mkdocs.structure.toc import AnchorLink, TableOfContents  # noqa: E402
 
+from principia import __version__  # noqa: E402
 from principia.site import blocks  # noqa: E402
 from principia.site.mathml import convert_math  # noqa: E402
+from principia.site.text import html_text  # noqa: E402
 
 NAV_FILE = ".nav.json"
 _BLOCKS: dict[str, list[list[str]]] = {}  # page source path -> its runs of raw HTML blocks
@@ -31,6 +33,8 @@ def on_config(config):
                           "run 'principia build' (or principia.site.write_pages) first.")
     if not config.get("nav"):
         config["nav"] = json.loads(path.read_text(encoding="utf-8"))
+    # The footer names the release a reader is citing, and the licences (see about/licence.md).
+    config["copyright"] = f"Principia {__version__} · code: MIT · text and data: CC BY 4.0"
     _BLOCKS.clear()
     return config
 
@@ -63,4 +67,14 @@ def on_page_content(html, page, config, files):
 # Runs last for every page, on the finished HTML: the full blocks, formulas as MathML.
 @event_priority(-100)
 def on_post_page(output, page, config):
-    return blocks.restore(output, _BLOCKS.pop(page.file.src_uri, []))
+    output = blocks.restore(output, _BLOCKS.pop(page.file.src_uri, []))
+    return output.replace("</head>", _open_graph(page, config) + "</head>", 1)
+
+
+def _open_graph(page, config) -> str:
+    """Open Graph tags: the title, description and address shown when a page is shared."""
+    desc = page.meta.get("description") or config.get("site_description") or ""
+    tags = {"og:type": "article" if page.file.src_uri.startswith("claims/") else "website",
+            "og:site_name": config.get("site_name") or "", "og:title": page.title or "",
+            "og:description": desc, "og:url": page.canonical_url or ""}
+    return "".join(f'<meta property="{k}" content="{html_text(v)}">' for k, v in tags.items() if v)

@@ -17,7 +17,8 @@ def table(head: Iterable[str], rows: Iterable[Iterable[str]], cls: str = "") -> 
     c = f' class="{cls}"' if cls else ""
     th = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{d}</td>" for d in r) + "</tr>" for r in rows)
-    return f"<table{c}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    # The wrapper scrolls a wide table sideways instead of widening the page (390 px phones).
+    return f'<div class="pp-table-wrap"><table{c}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def ul(items: Iterable[str]) -> str:

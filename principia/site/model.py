@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..audit import is_stale, tiers_agree
 from ..loader import KnowledgeBase, load_kb
 from ..schema import Claim
 from ..store import ReadOnlyStore
@@ -66,6 +67,27 @@ class ClaimView:
             if isinstance(c, dict) and c.get("quantity") == key:
                 return key, c.get("measured"), c
         return key, None, None
+
+    def tier_verdict(self, tier: str) -> str | None:
+        r = self.results.get(tier)
+        return str(r.get("verdict") or "error") if r else None
+
+    @property
+    def tiers_disagree(self) -> bool:
+        return not tiers_agree(self.results.get("fast"), self.results.get("full"))
+
+    @property
+    def stale(self) -> bool:
+        """The shown result was judged by a version of the claim that has since changed."""
+        return bool(self.shown) and is_stale(self.claim, self.shown)
+
+    def extra(self, name: str) -> dict[str, Any]:
+        """An optional top-level result field (``scale``, ``replication``) as a dict, else {}."""
+        for t in TIER_ORDER:
+            x = (self.results.get(t) or {}).get(name)
+            if isinstance(x, dict) and x:
+                return x
+        return {}
 
     @property
     def waiting_full(self) -> bool:

@@ -18,7 +18,7 @@ from .text import (VERDICT_LABELS, badge, claim_md, fmt, front_matter, html_math
                    page_url, rel_path, section_md, slug)
 
 __all__ = ["ALL_VERDICTS", "groups", "group_md", "group_page", "groups_index", "section_page",
-           "dashboard_page", "errata_page", "graph_page", "claims_json", "nav", "sections_of"]
+           "dashboard_page", "errata_page", "verdict_link", "graph_page", "claims_json", "nav", "sections_of"]
 
 ALL_VERDICTS = (*VERDICTS, NOT_VERIFIED)
 UNSORTED = "unsorted"
@@ -56,17 +56,15 @@ def _section_title(data: SiteData, sid: str) -> tuple[str, str]:
     return sec.title, sec.alias
 
 
+def verdict_link(page: str, verdict: str, n: int, section: str = "") -> str:
+    """A count that opens the home table filtered to one verdict (and section)."""
+    where = f"section={section}&" if section else ""
+    return H.a(page_url(page, "index.md") + f"#{where}verdict={verdict}", f"{badge(verdict)} {n}")
+
+
 def _counts_line(views: list[ClaimView]) -> str:
     c = Counter(v.verdict for v in views)
     return " ".join(f"{badge(k)} {c[k]}" for k in ALL_VERDICTS if c[k]) or "no claims yet"
-
-
-def _key_cell(v: ClaimView) -> str:
-    key, value, check = v.key_value()
-    if not key or value is None:
-        return ""
-    unit = (check or {}).get("unit") or ""
-    return html_text(f"{key} = {fmt(value)} {unit}".strip())
 
 
 def _listing(items: list[str], empty: str) -> list[str]:
@@ -78,7 +76,7 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
     title, alias = _section_title(data, sid)
     sec = data.kb.catalogue.sections.get(sid) if data.kb.catalogue else None
     page = section_md(sid)
-    lines = [front_matter(title), f"# {md_cell(title)}", ""]
+    lines = [front_matter(title, description=f"{len(claims)} claims from {title}, each with its verdict."), f"# {md_cell(title)}", ""]
     if sec:
         seed = data.kb.catalogue.seeds.get(sec.seed)
         src = md_cell(seed.title) if seed else md_plain(sec.seed)
@@ -90,16 +88,16 @@ def section_page(data: SiteData, sid: str, claims: list[ClaimView]) -> str:
     if not claims:
         return "\n".join(lines + ["No claims in this section yet.", ""])
     rows = [[H.claim_a(page, v.id, v.claim.title), badge(v.verdict) + (" ⚠ at risk" if v.at_risk else ""), v.claim.kind,
-             _key_cell(v), html_text(", ".join(s.alias for s in v.claim.sources if s.alias))]
+             html_text(", ".join(s.alias for s in v.claim.sources if s.alias))]
             for v in sorted(claims, key=lambda v: v.id)]
-    lines += H.block(H.table(["Claim", "Verdict", "Kind", "Key value", "Source"], rows), search=False)
+    lines += H.block(H.table(["Claim", "Verdict", "Kind", "Source"], rows, "pp-list"), search=False)
     return "\n".join(lines)
 
 
 def group_page(data: SiteData, group: str, sids: list[str]) -> str:
     page = group_md(group)
     by = sections_of(data)
-    lines = [front_matter(group), f"# {md_cell(group)}", ""]
+    lines = [front_matter(group, description=f"The sections of {group} and the verdicts of their claims."), f"# {md_cell(group)}", ""]
     seeds = {data.kb.catalogue.sections[s].seed for s in sids if data.kb.catalogue and s in data.kb.catalogue.sections}
     for seed in sorted(seeds):
         doc = data.kb.catalogue.seeds.get(seed)
@@ -116,7 +114,7 @@ def group_page(data: SiteData, group: str, sids: list[str]) -> str:
 
 def groups_index(data: SiteData) -> str:
     page = "groups/index.md"
-    lines = [front_matter("Claims by section"), "# Claims by section", "",
+    lines = [front_matter("Claims by section", description="Every section of the source documents with its claims and verdicts."), "# Claims by section", "",
              "The sections follow the source documents the claims were read from. "
              "Each claim has a stable id; the source's own numbering is kept as an alias.", ""]
     by = sections_of(data)
@@ -150,8 +148,10 @@ def _by_section(data: SiteData, page: str, cols: list[str]) -> list[str]:
             c = Counter(v.verdict for v in by.get(sid, []))
             title, alias = _section_title(data, sid)
             name = html_math(f"{group} · {alias + ' ' if alias else ''}{title}")
+            home = page_url(page, "index.md")
             rows.append([H.a(page_url(page, section_md(sid)), name),
-                         *(str(c[k]) if c[k] else "" for k in cols), str(sum(c.values()))])
+                         *(H.a(f"{home}#section={sid}&verdict={k}", str(c[k])) if c[k] else "" for k in cols),
+                         H.a(f"{home}#section={sid}", str(sum(c.values())))])
     return H.block(H.table(["Section", *(badge(k) for k in cols), "Total"], rows), search=False)
 
 
@@ -176,11 +176,12 @@ def dashboard_page(data: SiteData) -> str:
     views = list(data.views.values())
     total = Counter(v.verdict for v in views)
     cols = [k for k in ALL_VERDICTS if total[k]] or ["not-verified"]
-    lines = [front_matter("Dashboard"), "# Dashboard", "",
+    lines = [front_matter("Dashboard", description="How many claims hold, fail or wait for a run, by verdict and section."), "# Dashboard", "",
              f"**{len(views)} claims.** Downloads: [claims.json](claims.json) (every claim with its verdicts) · "
              "[references.bib](references.bib) (every cited work).", "",
              "## By verdict", "", "| Verdict | Claims |", "|---|---|"]
-    lines += [f"| {badge(k)} | {total[k]} |" for k in ALL_VERDICTS if total[k]] + [f"| **Total** | {len(views)} |", ""]
+    lines += [f"| {badge(k)} | {H.a(f'index.html#verdict={k}', str(total[k]))} |" for k in ALL_VERDICTS
+              if total[k]] + [f"| **Total** | {H.a('index.html', str(len(views)))} |", ""]
     lines += ["## By section", ""] + _by_section(data, page, cols)
     waiting = [f"{H.claim_a(page, v.id, v.claim.title)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
     lines += ["## Waiting for a full-tier run", ""] + _listing(waiting, "None.")
@@ -193,10 +194,21 @@ def dashboard_page(data: SiteData) -> str:
     return "\n".join(lines)
 
 
+def _source_errata(data: SiteData) -> list[str]:
+    """Slips in the seed documents that no measurement shows (claims/_sections.yaml, 'errata')."""
+    seeds = data.kb.catalogue.seeds if data.kb.catalogue else {}
+    rows = [[html_text(doc.title), html_text(e.place), html_text(e.says), html_text(e.finding)]
+            for doc in seeds.values() for e in doc.errata]
+    if not rows:
+        return []
+    return (["## In the source documents", ""] +
+            H.block(H.table(["Source", "Where", "The source says", "Finding"], rows), search=False))
+
+
 def errata_page(data: SiteData) -> str:
     """Refuted checks where the source states a value, then every refuted claim."""
     page = "errata.md"
-    lines = [front_matter("Errata"), "# Errata", "",
+    lines = [front_matter("Errata", description="Statements in the sources that our measurements contradict."), "# Errata", "",
              "Where a source states something that our measurement contradicts. A check lands here when "
              "its outcome is *refuted* and the claim records what the source says.", "",
              "## Statements that do not hold", ""]
@@ -212,6 +224,7 @@ def errata_page(data: SiteData) -> str:
         lines += H.block(H.table(["Claim", "The source says", "Measured", "Rule", "Tier"], rows), search=False)
     else:
         lines += ["None so far.", ""]
+    lines += _source_errata(data)
     lines += ["## Refuted claims", ""]
     refuted = [f"{H.claim_a(page, v.id, v.claim.title)} — {html_text(v.reason)}" for v in data.views.values() if v.verdict == "refuted"]
     return "\n".join(lines + _listing(refuted, "None so far."))
@@ -223,12 +236,13 @@ def graph_page(data: SiteData) -> str:
     legend = " ".join(
         f'<span class="pp-dot" style="background:{VERDICT_COLORS[k]}"></span> {html_text(VERDICT_LABELS[k])}'
         for k in ALL_VERDICTS)
-    lines = [front_matter("Claim graph"), "# Claim graph", "",
-             "Arrows point from a claim to the claims it **uses**; dashed red lines join claims that "
-             "**contest** each other. Claims that use nothing sit on the top row. Click a node to open "
-             f"its claim. {len(ids)} of {len(data.views)} claims have a relation.", "",
+    lines = [front_matter("Claim graph", description="Which claims build on or contest others, coloured by verdict."), "# Claim graph", "",
+             "Claims are grouped by section. Grey arrows point from a claim to the claims it **uses**; "
+             "dashed red curves join claims that **contest** each other. Hover over a node for the "
+             f"claim's title; click it to open the claim. {len(ids)} of {len(data.views)} claims have a relation.", "",
              f'<p class="pp-legend">{legend}</p>', ""]
-    svg = graph_svg(data.views, lambda c: page_url(page, claim_md(c)))
+    titles = {sid: _section_title(data, sid)[0] for sids in groups(data).values() for sid in sids}
+    svg = graph_svg(data.views, lambda c: page_url(page, claim_md(c)), titles)
     # A pp-block line: the hook keeps it away from Markdown and the search index (blocks.py).
     lines += [f'<div class="pp-block pp-nosearch"><div class="pp-scroll">{svg}</div></div>' if svg
               else "No claim has a relation yet.", ""]
@@ -268,7 +282,8 @@ def nav(data: SiteData, about: list[str], others: list[str]) -> list[Any]:
             entries.append({html_text(f"{alias} · {title}" if alias else title): section_md(sid)})
         claims.append({html_text(group): entries})
     out: list[Any] = [{"Home": "index.md"}, {"Dashboard": "dashboard.md"}, {"Claims": claims},
-                      {"Graph": "graph.md"}, {"Errata": "errata.md"}, {"Bibliography": "bibliography.md"}]
+                      {"Graph": "graph.md"}, {"Errata": "errata.md"}, {"Tags": "tags/index.md"},
+                      {"Bibliography": "bibliography.md"}, {"Changelog": "changelog.md"}]
     if about or others:
         out.append({"About": [*about, *others]})
     return out

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["md_text", "md_cell", "md_plain", "rel_path", "html_text", "html_math", "fmt", "fmt_measure", "safe_url", "short",
+__all__ = ["md_text", "md_cell", "md_plain", "rel_path", "html_text", "html_math", "fmt", "fmt_si", "fmt_measure", "safe_url", "short",
            "page_url", "VERDICT_LABELS", "badge", "slug", "claim_md", "section_md", "front_matter"]
 
 # Characters that start inline markup, links, HTML, tables or code in Python-Markdown.
@@ -81,6 +81,21 @@ def fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
+_SI = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def fmt_si(x: Any, digits: int = 3) -> str:
+    """A count with an SI-style suffix ('1.2M', '35B', '950'): for parameters, tokens, FLOPs."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
+        return fmt(x, digits)
+    if abs(x) >= 1e15:  # beyond T, powers of ten read better than thousands of T
+        return f"{x:.{digits}g}".replace("e+0", "e").replace("e+", "e")
+    for size, suffix in _SI:
+        if abs(x) >= size:
+            return f"{x / size:.{digits}g}{suffix}"
+    return fmt(x, digits)
+
+
 def fmt_measure(value: Any, lo: Any = None, hi: Any = None, unit: str = "") -> str:
     """'4.01 [3.9, 4.1] GB' (interval only when known)."""
     s = fmt(value)
@@ -139,7 +154,15 @@ def section_md(sid: str) -> str:
     return "sections/" + (re.sub(r"[^a-z0-9-]", "-", sid.lower()).strip("-") or "section") + ".md"
 
 
-def front_matter(title: str, edit_url: str = "") -> str:
-    """YAML front matter; the title is HTML-escaped because themes print it unescaped."""
+def front_matter(title: str, edit_url: str = "", description: str = "", extra: dict[str, Any] | None = None) -> str:
+    """YAML front matter (JSON values); the title is HTML-escaped because themes print it
+    unescaped. `description` feeds the page's meta description and Open Graph tags."""
     t = html_text(title.replace("$", ""))
-    return f"---\ntitle: {json.dumps(t, ensure_ascii=False)}\nedit_url: {json.dumps(edit_url)}\n---\n"
+    lines = [f"title: {json.dumps(t, ensure_ascii=False)}", f"edit_url: {json.dumps(edit_url)}"]
+    if description:
+        d = " ".join(description.split())
+        d = d if len(d) <= 200 else d[:199].rsplit(" ", 1)[0] + "…"
+        lines.append(f"description: {json.dumps(d, ensure_ascii=False)}")
+    for k, x in (extra or {}).items():
+        lines.append(f"{k}: {json.dumps(x, ensure_ascii=False)}")
+    return "---\n" + "\n".join(lines) + "\n---\n"

@@ -18,9 +18,20 @@ def copy_kb(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def figure_cache(tmp_path_factory) -> Path:
+    """The fixture's figures drawn once per session (drawing is the slow part of a build)."""
+    from principia.site import write_pages
+    root = copy_kb(tmp_path_factory.mktemp("figures") / "kb")
+    write_pages(root)
+    return root / "build" / "figure-cache"
+
+
 @pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    return copy_kb(tmp_path / "kb")
+def kb_copy(tmp_path: Path, figure_cache: Path) -> Path:
+    root = copy_kb(tmp_path / "kb")
+    shutil.copytree(figure_cache, root / "build" / "figure-cache")
+    return root
 
 
 @pytest.fixture(scope="session")

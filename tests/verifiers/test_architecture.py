@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from verifiers import architecture
 from verifiers.architecture import (
-    FusedParallelBlock, count_flops, kaplan_forward_flops, kaplan_N,
+    FusedParallelBlock, kaplan_forward_flops, kaplan_N,
 )
 from verifiers.lab.gpt import GPT, Block, GPTConfig
+from verifiers.lab.measure import count_flops
+from tests.verifiers.claims import params
 
 fast = settings(max_examples=10, deadline=None)
 
@@ -31,7 +33,7 @@ def test_counted_params_are_12ld2_plus_13ld_plus_2d(L, h, hs):
 
 def test_gpt2_shapes_are_within_a_fifth_of_a_percent():
     """For GPT-2's four shapes (Radford et al. Table 2) 12·L·d² is within 0.15% of the count."""
-    m = architecture.param_count_12ld2().measured
+    m = architecture.param_count_12ld2(**params("param-count-12ld2")).measured
     assert m["max_rel_error"].value < 0.0015
     assert m["unexplained_params"].value == 0
 
@@ -63,8 +65,8 @@ def test_meta_and_cpu_counts_agree():
 
 @pytest.fixture(scope="module")
 def flops():
-    return architecture.forward_flops(n_layer=2, d_model=128, n_head=4, n_ctx=64,
-                                      vocab_size=64, check_cpu=False).measured
+    return architecture.forward_flops(**params("forward-flops", n_layer=2, d_model=128, n_head=4, n_ctx=64,
+                                      vocab_size=64, check_cpu=False)).measured
 
 
 def test_training_counts_three_forward_passes(flops):

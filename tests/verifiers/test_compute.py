@@ -11,6 +11,7 @@ from principia.formulas import (
     PF_DAY, PRECISIONS, OPTIMIZERS, pf_days, training_flops, training_memory, zero_bytes_per_gpu,
 )
 from verifiers import compute
+from tests.verifiers.claims import params
 
 counts = st.floats(min_value=1.0, max_value=1e15)
 gpus = st.integers(min_value=1, max_value=4096)
@@ -112,7 +113,7 @@ def test_memory_rejects_unknown_precision():
 
 def test_training_compute_matches_the_notes_round_figures():
     """GPT-3 175B takes 3,637 PF-days and T5-3B 104 PF-days by k·N·D."""
-    m = compute.training_compute().measured
+    m = compute.training_compute(**params("training-compute")).measured
     assert m["gpt3_175b_pf_days"].value == pytest.approx(3637.5, rel=1e-3)
     assert m["t5_3b_pf_days"].value == pytest.approx(104.17, rel=1e-3)
     assert m["table_d1_max_rel_err"].value < 0.01
@@ -120,14 +121,14 @@ def test_training_compute_matches_the_notes_round_figures():
 
 def test_counting_t5_at_six_flops_doubles_its_compute():
     """With 6 FLOPs per parameter-token T5-3B would need ~208 PF-days, twice the table."""
-    m = compute.training_compute(k_t5=6.0).measured
+    m = compute.training_compute(**params("training-compute", k_t5=6.0)).measured
     assert m["t5_3b_pf_days"].value == pytest.approx(208.3, rel=1e-3)
     assert m["table_d1_max_rel_err"].value > 0.9
 
 
 def test_two_a100_give_62_percent_of_eight_v100():
     """At dense Tensor-Core peaks, 2 x 312 TFLOP/s is 0.624 of 8 x 125 TFLOP/s."""
-    m = compute.petaflop_day().measured
+    m = compute.petaflop_day(**params("petaflop-day")).measured
     assert m["pf_day_flops"].value == 8.64e19
     assert m["v100_group_pflops"].value == pytest.approx(1.0)
     assert m["a100_group_over_v100_group"].value == pytest.approx(0.624)
@@ -135,7 +136,7 @@ def test_two_a100_give_62_percent_of_eight_v100():
 
 def test_large_models_of_2020_22_hold_under_four_tokens_per_parameter():
     """GPT-3, Jurassic-1, Gopher, MT-NLG, LaMDA, OPT and PaLM all have D/N < 4."""
-    m = compute.under_trained_models().measured
+    m = compute.under_trained_models(**params("under-trained-models")).measured
     assert m["max_ratio_large"].value * 20 < 4
     assert m["n_under_large"].value == 7
     assert m["seed_lamda_over_published"].value > 5
@@ -143,7 +144,7 @@ def test_large_models_of_2020_22_hold_under_four_tokens_per_parameter():
 
 def test_bloomberggpt_against_approach_1():
     """BloombergGPT is 1.16x Approach 1's optimal size with 0.63x its optimal tokens."""
-    m = compute.bloomberggpt_budget().measured
+    m = compute.bloomberggpt_budget(**params("bloomberggpt-budget")).measured
     assert m["size_ratio_approach1"].value == pytest.approx(1.16, abs=0.02)
     assert m["data_ratio_approach1"].value == pytest.approx(0.63, abs=0.02)
     assert m["C_over_6ND"].value == pytest.approx(2.36e23 / (6 * 50.6e9 * 569e9))

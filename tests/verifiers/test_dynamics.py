@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiers import dynamics as dy
+from verifiers import modularity as mo
 
 fast = settings(max_examples=50, deadline=None)
 
@@ -71,7 +72,8 @@ def test_random_features_peak_at_the_interpolation_threshold():
 
 def test_grokking_counts_a_seed_that_never_generalises_at_the_budget():
     """Without enough steps to generalise, the delay is censored at the budget and flagged."""
-    ev = dy.grokking(p=11, train_frac=0.5, lr=1e-2, d=8, h=16, max_steps=60, seeds=[0])
+    ev = dy.grokking(p=11, train_frac=0.5, lr=1e-2, weight_decay=1.0, d=8, h=16, max_steps=60,
+                     eval_every=10, level=0.99, seeds=[0], device="cpu")
     assert ev.measured["frac_seeds_generalised"].value == 0
     assert ev.measured["steps_to_generalise"].value == 60
 
@@ -80,18 +82,18 @@ def test_predictivity_is_one_for_a_neuron_that_is_the_concept():
     """A neuron equal to a concept's indicator has predictivity 1 for it."""
     Y = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=float)
     H = np.column_stack([Y[:, 0], np.arange(4.0)])
-    assert dy.predictivity(H, Y)[0, 0] == pytest.approx(1.0)
+    assert mo.predictivity(H, Y)[0, 0] == pytest.approx(1.0)
 
 
 def test_kmeans_separates_two_obvious_groups():
     """Neurons with two clearly different weight directions fall into two clusters."""
     rng = np.random.default_rng(0)
     W = np.vstack([[5, 0] + 0.1 * rng.standard_normal((6, 2)), [0, 5] + 0.1 * rng.standard_normal((6, 2))])
-    lab = dy.kmeans_partition(W, 2, rng)
+    lab = mo.kmeans_partition(W, 2, rng)
     assert len(set(lab[:6])) == 1 and len(set(lab[6:])) == 1 and lab[0] != lab[6]
 
 
 def test_adjacent_spearman_is_one_for_identical_checkpoints():
     """Predictivities that never change have consecutive-checkpoint correlation 1."""
     P = np.random.default_rng(0).standard_normal((10, 3))
-    assert np.allclose(dy._adjacent_spearman([P, P, P]), 1.0)
+    assert np.allclose(mo._adjacent_spearman([P, P, P]), 1.0)

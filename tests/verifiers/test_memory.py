@@ -6,8 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers import memory
-from verifiers.memory import adafactor_formula_bytes, state_bytes, tensor_bytes
+from verifiers import inference, memory, regularisation
+from verifiers.lab.measure import state_bytes, tensor_bytes
+from verifiers.memory import adafactor_formula_bytes
+from tests.verifiers.claims import params
 
 fast = settings(max_examples=40, deadline=None)
 dims = st.integers(min_value=1, max_value=64)
@@ -15,7 +17,7 @@ dims = st.integers(min_value=1, max_value=64)
 
 def test_fp32_weights_take_four_bytes_each():
     """One billion fp32 parameters take 4 GB (the existing claim keeps working)."""
-    m = memory.fp32_weights_bytes(probe=1000).measured
+    m = memory.fp32_weights_bytes(**params("fp32-weights-memory", probe=1000)).measured
     assert m["bytes_per_param"].value == 4 and m["weights_gb"].value == 4
 
 
@@ -37,7 +39,7 @@ def test_adam_keeps_two_fp32_moments_per_parameter():
 
 def test_training_states_are_sixteen_bytes_per_parameter():
     """Weights, gradients and Adam moments of a real GPT add up to 4 + 4 + 8 bytes per parameter."""
-    m = memory.training_state_bytes(n_layer=1, d_model=32, n_ctx=16, vocab_size=64).measured
+    m = memory.training_state_bytes(**params("training-memory-6x", n_layer=1, d_model=32, n_ctx=16, vocab_size=64)).measured
     assert m["weight_bytes_per_param"].value == 4
     assert m["grad_bytes_per_param"].value == 4
     assert m["adam_bytes_per_param"].value == 8
@@ -47,8 +49,8 @@ def test_training_states_are_sixteen_bytes_per_parameter():
 
 def test_activations_grow_with_the_batch():
     """Saved activations at batch 4 are four times those at batch 1."""
-    m = memory.training_state_bytes(n_layer=1, d_model=32, n_ctx=16, vocab_size=64,
-                                    B_small=1, B_large=4).measured
+    m = memory.training_state_bytes(**params("training-memory-6x", n_layer=1, d_model=32, n_ctx=16, vocab_size=64,
+                                    B_small=1, B_large=4)).measured
     assert m["activation_batch_scaling"].value == pytest.approx(1, rel=0.01)
 
 
@@ -73,7 +75,7 @@ def test_torch_adafactor_matches_the_factored_formula(n, m):
 
 def test_adafactor_state_is_a_small_fraction_of_adam():
     """On a real GPT Adafactor keeps under 2% of Adam's optimizer state."""
-    m = memory.adafactor_state_bytes(d_model=128, vocab_size=128).measured
+    m = memory.adafactor_state_bytes(**params("adafactor-memory", d_model=128, vocab_size=128)).measured
     assert m["adafactor_over_formula"].value == 1
     assert m["adafactor_over_adam"].value < 0.02
 
@@ -81,7 +83,7 @@ def test_adafactor_state_is_a_small_fraction_of_adam():
 @pytest.mark.parametrize("h,g", [(8, 1), (8, 2), (4, 4), (12, 3)])
 def test_kv_cache_shrinks_by_heads_over_groups(h, g):
     """The K/V cache of h query heads with g K/V heads is g/h of multi-head attention's."""
-    m = memory.kv_cache_bytes(n_head=h, gqa_groups=g, n_layer=1, d_model=16 * h, n_ctx=8).measured
+    m = inference.kv_cache_bytes(**params("multi-query-attention", n_head=h, gqa_groups=g, n_layer=1, d_model=16 * h, n_ctx=8)).measured
     assert m["mha_over_mqa"].value == h
     assert m["mha_over_gqa"].value == h / g
     assert m["formula_mismatch_bytes"].value == 0
@@ -89,7 +91,7 @@ def test_kv_cache_shrinks_by_heads_over_groups(h, g):
 
 @pytest.fixture(scope="module")
 def decay():
-    return memory.weight_decay_vs_l2(steps=3, n_layer=1, d_model=16).measured
+    return regularisation.weight_decay_vs_l2(**params("weight-decay", steps=3, n_layer=1, d_model=16)).measured
 
 
 def test_sgd_l2_and_decoupled_decay_coincide(decay):

@@ -9,11 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from verifiers import precision
+from verifiers import precision, quantization
+from verifiers.quantization import absmax_dequantize, absmax_quantize
 from verifiers.precision import (
-    absmax_dequantize, absmax_quantize, correct_decimals, decimals_shown, format_bits,
+    correct_decimals, decimals_shown, format_bits,
     max_exact_integer,
 )
+from tests.verifiers.claims import params
 
 fast = settings(max_examples=80, deadline=None)
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
@@ -60,7 +62,7 @@ def test_exact_integers_end_at_two_to_the_significand(dtype, n):
 
 def test_fp16_verifier_finds_only_two_correct_decimals():
     """The fp16 verifier measures the layout, the range and π's two correct decimals."""
-    m = precision.fp16_format().measured
+    m = precision.fp16_format(**params("fp16-format")).measured
     assert (m["sign_bits"].value, m["exponent_bits"].value, m["fraction_bits"].value) == (1, 5, 10)
     assert m["max_value"].value == 65504 and m["pi_stored"].value == 3.140625
     assert m["pi_decimals_shown"].value == 6 and m["pi_correct_decimals"].value == 2
@@ -68,7 +70,7 @@ def test_fp16_verifier_finds_only_two_correct_decimals():
 
 def test_bf16_keeps_fp32_range_and_not_its_precision():
     """bf16's smallest normal equals fp32's; its eps is 2^-7."""
-    m = precision.bf16_format().measured
+    m = precision.bf16_format(**params("bf16-format")).measured
     assert m["tiny_ratio_to_fp32"].value == 1
     assert m["max_ratio_to_fp32"].value == pytest.approx(1, rel=0.005)
     assert m["eps"].value == 2 ** -7
@@ -76,7 +78,7 @@ def test_bf16_keeps_fp32_range_and_not_its_precision():
 
 def test_fp16_range_is_not_fp32_range():
     """Measured as if it were bf16, fp16 misses fp32's range by 34 decades."""
-    m = precision.bf16_format(dtype="float16").measured
+    m = precision.bf16_format(**params("bf16-format", dtype="float16")).measured
     assert m["exponent_bits"].value == 5
     assert m["max_ratio_to_fp32"].value < 1e-30
 
@@ -113,7 +115,7 @@ def test_pi_cast_without_scale_is_3():
 
 def test_int8_verifier_measures_one_gigabyte_per_billion():
     """One billion int8 values take 1 GB and the bound holds on every test tensor."""
-    m = precision.int8_quantization(trials=4).measured
+    m = quantization.int8_quantization(**params("int8-quantization", trials=4)).measured
     assert m["weights_gb"].value == 1.0
     assert (m["int8_min"].value, m["int8_max"].value) == (-128, 127)
     assert m["error_over_half_step"].value <= 1.0001
@@ -121,7 +123,7 @@ def test_int8_verifier_measures_one_gigabyte_per_billion():
 
 def test_an_outlier_widens_everyone_s_step():
     """One value of 100 in a tensor makes π's round-trip error larger than without it."""
-    m = precision.int8_quantization(trials=1).measured
+    m = quantization.int8_quantization(**params("int8-quantization", trials=1)).measured
     assert m["pi_absmax_alone_abs_error"].value < 1e-6
     assert m["pi_absmax_in_gaussian_abs_error"].value < 0.034 / 2 + 1e-6
 
@@ -130,7 +132,7 @@ def test_an_outlier_widens_everyone_s_step():
 
 def test_speed_probe_reports_a_paired_interval():
     """The speed probe returns a ratio with a 95% interval and names the device."""
-    ev = precision.bf16_matmul_speed(sizes=[64], repeats=3, min_time_s=0.001)
+    ev = precision.bf16_matmul_speed(**params("bf16-speed", sizes=[64], repeats=3, min_time_s=0.001))
     s = ev.measured["speedup"]
     assert s.lo is not None and s.lo <= s.value <= s.hi and s.n == 3
     assert "Device:" in ev.notes[0]
@@ -141,7 +143,7 @@ def test_float64_is_slower_than_float32_on_cpu():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ev = precision.bf16_matmul_speed(sizes=[512], repeats=5, dtype="float64")
+        ev = precision.bf16_matmul_speed(**params("bf16-speed", sizes=[512], repeats=5, dtype="float64"))
     finally:
         torch.set_num_threads(threads)
     assert ev.measured["speedup"].value < 1

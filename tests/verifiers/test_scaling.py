@@ -13,6 +13,7 @@ from principia.formulas import (
     kaplan_critical_batch, kaplan_loss_C, kaplan_loss_D, kaplan_loss_N, kaplan_loss_ND,
 )
 from verifiers import scaling
+from tests.verifiers.claims import params
 
 budgets = st.floats(min_value=1e15, max_value=1e29)
 sizes = st.floats(min_value=1e6, max_value=1e14)
@@ -172,7 +173,7 @@ def test_allocation_exponents_sum_to_one(aN, aB, aS):
 
 def test_loss_laws_verifier_measures_the_doubling_factor_and_the_alpha_D_gap():
     """The loss-laws verifier reports 2^-0.076 and the 0.095 vs 0.103 exponent gap."""
-    m = scaling.kaplan_loss_laws().measured
+    m = scaling.kaplan_loss_laws(**params("kaplan-loss-laws")).measured
     assert m["loss_ratio_double_N"].value == pytest.approx(0.9487, abs=1e-4)
     assert m["alpha_D_gap"].value == pytest.approx(0.008)
     assert m["L_N_gap_max"].value == pytest.approx((8.8 / 6.4) ** 0.076 - 1, rel=1e-6)
@@ -180,7 +181,7 @@ def test_loss_laws_verifier_measures_the_doubling_factor_and_the_alpha_D_gap():
 
 def test_data_vs_params_exponent_depends_on_which_fit():
     """α_N/α_D is 0.74 with Table 2's α_D and 0.80 with Eq. 1.2's."""
-    m = scaling.kaplan_data_vs_params().measured
+    m = scaling.kaplan_data_vs_params(**params("kaplan-data-vs-params")).measured
     assert m["exponent_joint"].value == pytest.approx(0.738, abs=1e-3)
     assert m["exponent_single"].value == pytest.approx(0.800, abs=1e-9)
     assert m["data_factor_joint"].value == pytest.approx(8 ** 0.738, rel=1e-3)
@@ -188,7 +189,7 @@ def test_data_vs_params_exponent_depends_on_which_fit():
 
 def test_compute_allocation_from_eq_1_8():
     """Eq. 1.8 gives α_C^min ≈ 0.052 and Eq. 1.7 then N ∝ C^0.684, S ∝ C^0.068."""
-    m = scaling.kaplan_compute_allocation().measured
+    m = scaling.kaplan_compute_allocation(**params("kaplan-compute-allocation")).measured
     assert m["alpha_C_eq18"].value == pytest.approx(0.0520, abs=1e-4)
     assert m["N_exponent"].value == pytest.approx(0.684, abs=1e-3)
     assert m["S_exponent"].value == pytest.approx(0.068, abs=1e-3)
@@ -197,7 +198,7 @@ def test_compute_allocation_from_eq_1_8():
 
 def test_compute_optimal_tokens_separates_the_fits():
     """Over 1e18-1e25 FLOPs the refit stays near 20 tokens/param while the printed fit drifts to >100."""
-    m = scaling.compute_optimal_tokens().measured
+    m = scaling.compute_optimal_tokens(**params("compute-optimal-tokens")).measured
     assert 0.8 < m["ratio_min_epoch"].value < m["ratio_max_epoch"].value < 1.35
     assert m["ratio_max_hoffmann"].value * 20 > 100
     assert m["params_at_gopher_hoffmann_unrounded"].value == pytest.approx(40e9, rel=0.02)
@@ -205,7 +206,7 @@ def test_compute_optimal_tokens_separates_the_fits():
 
 def test_llama_figures_are_token_counts():
     """20 × 6.7B and 20 × 13.0B are 134B and 260B tokens; LLaMA saw 1T, 7.5x and 3.8x more."""
-    m = scaling.no_convergence_at_optimum().measured
+    m = scaling.no_convergence_at_optimum(**params("no-convergence-at-optimum")).measured
     assert m["seed_13B_over_rule_N"].value == pytest.approx(1.0)
     assert m["seed_7B_as_params_over_N"].value == pytest.approx(140 / 6.7)
     assert m["llama_7B_tokens_over_rule_N"].value == pytest.approx(1000 / 134)

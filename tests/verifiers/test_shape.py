@@ -1,4 +1,4 @@
-"""The stacked GPT harness and the shape verifiers (depth/width sweeps, deep-narrow transfer)."""
+"""The GPT adapter of the batched stack and the shape verifiers (depth/width sweeps, deep-narrow transfer)."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from verifiers import shape
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.gpt import GPT, GPTConfig
-from verifiers.lab.stacked_gpt import StackedGPT, markov_batches, train_stacked
+from verifiers.lab.batched import BatchedAdamW, lr_table, train
+from verifiers.lab.feeds import markov_batches
+from verifiers.lab.stacks import GPTStack
 
 fast = settings(max_examples=40, deadline=None)
 
@@ -24,7 +26,7 @@ SWITCHES = [{}, {"norm": "post"}, {"pos": "rope"}, {"pos": "alibi"}, {"pos": "no
 def test_stacked_copies_equal_the_lab_gpt(kw):
     """Each stacked copy computes exactly the logits of the lab GPT built with its seed."""
     cfg = GPTConfig(vocab_size=11, n_ctx=9, n_layer=2, d_model=16, n_head=4, **kw)
-    net = StackedGPT(cfg, [3, 8])
+    net = GPTStack(cfg, [3, 8], "cpu")
     x = torch.randint(0, 11, (2, 3, 9))
     with torch.no_grad():
         out = net(x)
@@ -33,19 +35,24 @@ def test_stacked_copies_equal_the_lab_gpt(kw):
             assert torch.allclose(out[k], GPT(cfg)(x[k]), atol=1e-5)
 
 
+def _losses(cfg, src, seeds):
+    net = GPTStack(cfg, seeds, "cpu")
+    K = len(seeds)
+    return train(net, BatchedAdamW(net, (0.9, 0.95)), markov_batches(src, seeds, 4, 6, True, "cpu"),
+                 lr_table([1e-2] * K, [5] * K, "cosine"), [5] * K, [0.0] * K).array("loss")
+
+
 def test_stacked_training_equals_separate_runs():
     """Training two seeds stacked gives each the losses it has when trained alone."""
     src = MarkovSource(V=8, order=1, alpha=0.3, seed=0)
     cfg = GPTConfig(vocab_size=8, n_ctx=6, n_layer=1, d_model=8, n_head=2)
-    both = train_stacked(StackedGPT(cfg, [1, 2]), markov_batches(src, [1, 2], 4, 6), 5, 1e-2).array("loss")
-    alone = train_stacked(StackedGPT(cfg, [2]), markov_batches(src, [2], 4, 6), 5, 1e-2).array("loss")
-    assert np.allclose(both[:, 1], alone[:, 0], atol=1e-5)
+    assert np.allclose(_losses(cfg, src, [1, 2])[:, 1], _losses(cfg, src, [2])[:, 0], atol=1e-5)
 
 
 def test_soft_targets_are_the_true_next_token_rows():
     """Soft targets are the source's transition rows at positions with a full context."""
     src = MarkovSource(V=5, order=2, alpha=0.5, seed=1)
-    inp, tgt = markov_batches(src, [0], 3, 7)(0)
+    inp, tgt = markov_batches(src, [0], 3, 7, True, "cpu")(0, [0])
     assert torch.all(tgt[0, :, 0] == 0)  # position 0 lacks a full order-2 context
     assert torch.allclose(tgt[0, :, 1:].sum(-1), torch.ones(3, 6))
 
@@ -89,25 +96,10 @@ def test_perturbed_source_with_no_resampling_is_the_source():
 
 def test_shape_sweep_measures_every_quantity():
     """A tiny sweep reports finite spread, optimum and size-gain measures."""
-    ev = shape.shape_sweep(depths=[1, 2], d_ref=8, steps=3, B=4, seeds=[0, 1], eval_seqs=8)
+    ev = shape.shape_sweep(depths=[1, 2], d_ref=8, L_ref=2, n_head=2, size_factor=4.0, min_layers=2,
+                           V=8, order=2, alpha=0.1, source_seed=0, steps=3, B=4, T=8, lr=1e-2,
+                           seeds=[0, 1], eval_seqs=8, device="cpu")
     for key in ("spread_ratio", "worst_shape_ratio", "size_gain", "optimal_depth",
                 "optimum_edge_octaves", "one_layer_excess", "optimum_vs_levine_octaves"):
         assert ev.measured[key].finite(), key
     assert ev.seeds == [0, 1] and ev.figures
-
-
-def test_adamw_matches_torch():
-    """The harness's foreach AdamW takes the same steps as torch.optim.AdamW."""
-    from verifiers.lab.stacked_gpt import AdamW
-    torch.manual_seed(0)
-    a = torch.randn(3, 4, requires_grad=True)
-    b = a.detach().clone().requires_grad_()
-    mine = AdamW([a], betas=(0.9, 0.95), weight_decay=0.1)
-    ref = torch.optim.AdamW([b], lr=0.01, betas=(0.9, 0.95), weight_decay=0.1)
-    for _ in range(4):
-        a.grad, b.grad = None, None
-        (a ** 3).sum().backward()
-        (b ** 3).sum().backward()
-        mine.step(0.01)
-        ref.step()
-    assert torch.allclose(a, b, atol=1e-6)

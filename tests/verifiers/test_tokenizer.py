@@ -6,6 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiers import tokenizer as tk
+from verifiers.lab import bpe as libbpe
+from verifiers.lab import bytebpe
+from tests.verifiers.claims import params
 
 fast = settings(max_examples=30, deadline=None)
 TEXT = b"the cat sat. the cat? the cat! a cat ran; the dog sat, the dog ran.\n" * 20
@@ -13,7 +16,7 @@ TEXT = b"the cat sat. the cat? the cat! a cat ran; the dog sat, the dog ran.\n" 
 
 def test_training_merges_the_most_frequent_pair_first():
     """The first merge joins the most frequent adjacent byte pair (Sennrich et al. Alg. 1)."""
-    bpe = tk.train_bpe(b"ab ab ab cd", 1, "category")
+    bpe = bytebpe.train_bpe(b"ab ab ab cd", 1, "category")
     assert bpe.merges == [(ord("a"), ord("b"))]
     assert bpe.vocab[256] == b"ab"
 
@@ -22,24 +25,24 @@ def test_training_merges_the_most_frequent_pair_first():
 @given(st.binary(min_size=1, max_size=200), st.integers(0, 40))
 def test_encoding_round_trips_any_bytes(text, n):
     """Decoding the token ids of any byte string gives the bytes back, at any vocabulary size."""
-    bpe = tk.train_bpe(TEXT, 60, "category")
+    bpe = bytebpe.train_bpe(TEXT, 60, "category")
     ids = bpe.encode(text, n)
     assert b"".join(bpe.vocab[i] for i in ids) == text
 
 
 def test_tokens_per_byte_matches_a_direct_encoding():
     """The one-pass compression curve equals encoding with each prefix of the merges."""
-    bpe = tk.train_bpe(TEXT, 80, "whitespace")
+    bpe = bytebpe.train_bpe(TEXT, 80, "whitespace")
     held = b"the cat sat on the dog. a dog ran!\n" * 3
     Vs = [256, 276, 296, 336]
-    curve = tk.tokens_per_byte(bpe, held, Vs)
+    curve = bytebpe.tokens_per_byte(bpe, held, Vs)
     assert curve == [pytest.approx(len(bpe.encode(held, V - 256)) / len(held)) for V in Vs]
 
 
 def test_category_split_never_mixes_letters_and_punctuation():
     """With GPT-2's split no learnt entry joins a word to punctuation; without it ` cat.` appears."""
-    with_split = tk.train_bpe(TEXT, 150, "category")
-    without = tk.train_bpe(TEXT, 150, "whitespace")
+    with_split = bytebpe.train_bpe(TEXT, 150, "category")
+    without = bytebpe.train_bpe(TEXT, 150, "whitespace")
     assert not any(tk.is_mixed(t) for t in with_split.vocab[256:])
     assert any(tk.is_word_variant(t, set(without.vocab)) for t in without.vocab[256:])
 
@@ -54,7 +57,7 @@ def test_mixed_and_variant_rules():
 
 def test_compression_improves_with_diminishing_gains_on_stdlib_text():
     """On held-out stdlib text every doubling of V lowers tokens per byte, by less each time."""
-    ev = tk.bpe_compression(n_train=30_000, n_test=10_000, vocab_sizes=[256, 512, 1024])
+    ev = tk.bpe_compression(**params("bpe-compression", n_train=30_000, n_test=10_000, vocab_sizes=[256, 512, 1024]))
     assert ev.measured["min_gain_per_doubling"].value > 0
     assert ev.measured["max_gain_ratio"].value < 1
 
@@ -62,4 +65,25 @@ def test_compression_improves_with_diminishing_gains_on_stdlib_text():
 def test_vocab_sizes_must_double():
     """A sweep that does not double at each step is rejected with a message."""
     with pytest.raises(ValueError, match="double"):
-        tk.bpe_compression(n_train=5000, n_test=1000, vocab_sizes=[256, 300])
+        tk.bpe_compression(**params("bpe-compression", n_train=5000, n_test=1000, vocab_sizes=[256, 300]))
+
+
+# --- the library against the pure-Python reference ---------------------------------------------
+
+@pytest.mark.parametrize("split", ["category", "whitespace"])
+def test_library_and_reference_bpe_agree_on_stdlib_text(split):
+    """The `tokenizers` BPE and the pure-Python one learn nearly the same entries and compress alike."""
+    from verifiers.lab.data import stdlib_text
+    text = stdlib_text(40_000)
+    train, held = text[:30_000], text[30_000:]
+    lib, ref = libbpe.train(train, 512, split), bytebpe.train_bpe(train, 512 - 256, split)
+    shared = set(lib.learnt()) & set(ref.vocab[256:])
+    assert len(shared) / len(ref.vocab[256:]) > 0.95
+    assert lib.tokens_per_byte(held) == pytest.approx(bytebpe.tokens_per_byte(ref, held, [512])[0], rel=0.01)
+
+
+def test_library_entries_decode_to_the_text():
+    """Joining the byte entries of the library's ids gives back the text."""
+    tok = libbpe.train(TEXT, 300, "category")
+    held = b"the cat sat on the dog. a dog ran!\n"
+    assert b"".join(tok.vocab[i] for i in tok.encode(held)) == held

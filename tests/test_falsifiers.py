@@ -1,0 +1,26 @@
+"""Every numeric claim can fail: `check` requires a falsifier and checks the part it names."""
+from __future__ import annotations
+
+from principia.check import check
+from tests.conftest import claim_text, write_claim
+
+
+def test_closed_claim_without_falsifier_is_rejected(kb_root):
+    """A closed-form claim with no `falsify` entry is a problem naming the file and the field."""
+    write_claim(kb_root, "no-falsifier", claim_text().replace('falsify: [{params: {}, why: "a fixture: never run"}]\n', ""))
+    problems = [str(p) for p in check(kb_root, import_verifiers=False).problems]
+    assert any("no-falsifier.yaml" in p and "falsify" in p for p in problems), problems
+
+
+def test_falsifier_part_must_name_a_checks_part(kb_root):
+    """A falsifier that names a part no check has is rejected."""
+    text = claim_text().replace('why: "a fixture: never run"}', 'why: "a fixture", part: "nowhere"}')
+    write_claim(kb_root, "stray-part", text)
+    problems = [str(p) for p in check(kb_root, import_verifiers=False).problems]
+    assert any("stray-part.yaml" in p and "nowhere" in p for p in problems), problems
+
+
+def test_claim_with_falsifier_passes(kb_root):
+    """The fixture claim, which declares a falsifier, has no problem."""
+    write_claim(kb_root, "fine", claim_text())
+    assert check(kb_root, import_verifiers=False).ok
