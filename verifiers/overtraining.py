@@ -17,7 +17,7 @@ from principia.types import Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .lab.stacked_gpt import StackedGPT, markov_batches, markov_eval, train_stacked
+from .replicates import draw_batches, draw_eval, gpt_stack, members_of, run_stack
 
 __all__ = ["past_optimum", "steps_for"]
 
@@ -28,19 +28,20 @@ def steps_for(tokens_per_param: float, N: int, B: int, T: int) -> int:
 
 
 def _horizon_losses(horizons, draws, seeds, cfg, lr, warmup_frac, B, T, order, alpha, eval_seqs):
-    """Expected CE after training to each horizon -> ((horizons, runs), params N, entropies)."""
-    out, N, H = np.zeros((len(horizons), len(draws) * len(seeds))), 0, []
-    for j, draw in enumerate(draws):
-        src = MarkovSource(V=cfg.vocab_size, order=order, alpha=alpha, seed=int(draw))
-        ev = src.sample(eval_seqs, T + 1, np.random.default_rng(int(draw) + 7))[:, :-1]
-        H.append(src.entropy)
-        for i, tpp in enumerate(horizons):
-            net = StackedGPT(cfg, seeds)
-            N = sum(p[0].numel() for p in net.P.values())
-            steps = steps_for(tpp, N, B, T)
-            train_stacked(net, markov_batches(src, seeds, B, T), steps, lr, warmup=int(warmup_frac * steps))
-            out[i, j * len(seeds):(j + 1) * len(seeds)] = markov_eval(net, src, ev)
-    return out, N, H
+    """Expected CE after training to each horizon -> ((horizons, runs), params N, entropies);
+    one stack per horizon, its members the draws × seeds (the same runs at every horizon)."""
+    srcs = [MarkovSource(V=cfg.vocab_size, order=order, alpha=alpha, seed=int(s)) for s in draws]
+    evs = [src.sample(eval_seqs, T + 1, np.random.default_rng(int(s) + 7))[:, :-1] for src, s in zip(srcs, draws)]
+    members = members_of(len(draws), seeds)
+    out, N = np.zeros((len(horizons), len(members))), 0
+    for i, tpp in enumerate(horizons):
+        stack = gpt_stack(cfg, draws, members)
+        N = sum(v[0].numel() for v in stack.views.values())
+        steps = steps_for(tpp, N, B, T)
+        run_stack(stack, draw_batches(srcs, draws, members, B, T, soft=True), [lr] * len(members), steps,
+                  int(warmup_frac * steps), "cosine")
+        out[i] = draw_eval(stack, srcs, members, evs)
+    return out, N, [src.entropy for src in srcs]
 
 
 def past_optimum(optimum_tpp: Pos, horizons: list[float], L: PosInt, d: PosInt, n_head: PosInt, V: PosInt,
