@@ -9,6 +9,7 @@ issued; computed: the bytes a ring algorithm sends for those payloads, and ZeRO'
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -17,7 +18,8 @@ from principia.evidence import Evidence, Figure, Measure, Series
 from principia.formulas import zero_bytes_per_gpu
 from principia.types import PosInt
 from verifiers.lab.dist import wire_bytes
-from verifiers.lab.ranks import backend_note, bytes_figure, payload, per_rank, run_states, total_bytes, wire_sent
+from verifiers.lab.ranks import (backend_note, bytes_figure, payload, per_rank, run_states, socket_sent,
+                                 total_bytes, wire_sent)
 
 __all__ = ["ddp_replicates", "zero_stages", "fsdp_sharding_factor", "zero_reduction", "predicted_wire"]
 
@@ -27,6 +29,19 @@ STATES_NOTE = ("Measured per rank on a real step: bytes at rest (parameters, gra
                "optimizer state counted on the tensors between backward and update) and the peak "
                "of live tensor storages over a whole step (torch's MemTracker; allocator caches, "
                "the runtime and gloo's C++ buffers unseen).")
+SOCKET_NOTE = ("Bytes on the sockets are measured: the change in the bytes each rank handed to "
+               "the kernel (/proc/self/io wchar) over one step, which is how gloo sends over TCP. "
+               "Bytes sent for a ring algorithm are a formula applied to the payloads of the "
+               "collectives issued (recorded at each call).")
+
+
+def socket_ratio(res: list[dict], f, note: str) -> Measure:
+    """A per-rank ratio of measured socket bytes; untestable where they are not observable (NCCL)."""
+    if any(r[m]["socket"] is None for r in res for m in r):
+        return Measure(0.0, note=note, untestable="socket bytes are only observable for gloo on Linux")
+    return replace(per_rank(res, f), note=note)
+
+
 NO_DRAWS = {"data_draws": 1, "seeds": 1, "reason": "byte counts of a fixed model do not depend on "
             "data or seed; the interval is the spread over ranks"}
 
@@ -49,6 +64,8 @@ def ddp_replicates(K: PosInt, d: PosInt, L: PosInt, B: PosInt, seed: int,
                                            note="max |θ_rank − θ_0| after three steps")
     measured["single_bytes_per_param"] = Measure(total_bytes(single) / single["Psi"], unit="B")
     measured["single_peak_bytes"] = Measure(single["peak"], unit="B")
+    measured["socket_bytes_per_step"] = socket_ratio(res, lambda r: socket_sent(r[mode]),
+                                                     "bytes a rank wrote to its sockets in one step")
     return Evidence(
         measured=measured,
         figures=[bytes_figure(res, ["single", mode], ["one process", f"{mode}, {K} ranks"],
@@ -57,7 +74,7 @@ def ddp_replicates(K: PosInt, d: PosInt, L: PosInt, B: PosInt, seed: int,
                 "total": total_bytes(r[mode]), "one_process_total": total_bytes(single),
                 "one_process_peak": single["peak"]} for i, r in enumerate(res)],
         notes=[f"MLP of Ψ = {single['Psi']} parameters ({L} layers of {d}×{d}), {precision} Adam.",
-               STATES_NOTE,
+               STATES_NOTE, SOCKET_NOTE,
                "DDP is built with gradient_as_bucket_view=True. With the default (False) DDP also "
                "keeps its gradient buckets, a second gradient-sized buffer per rank.",
                backend_note(device, K)],
@@ -94,6 +111,8 @@ def _zero_measured(res: list[dict], modes: list[str], K: int) -> dict[str, Measu
         out[f"stage{stage}_peak_reduction"] = per_rank(res, lambda r, m=mode: r["ddp"]["peak"] / r[m]["peak"])
         out[f"stage{stage}_peak_over_rest"] = per_rank(res, lambda r, m=mode: r[m]["peak"] / total_bytes(r[m]))
         out[f"stage{stage}_sent_vs_ddp"] = per_rank(res, lambda r, m=mode: wire_sent(r[m]) / wire_sent(r["ddp"]))
+        out[f"stage{stage}_socket_vs_ddp"] = socket_ratio(
+            res, lambda r, m=mode: socket_sent(r[m]) / socket_sent(r["ddp"]), "measured on the sockets")
     out["peak_fall_per_stage"] = per_rank(res, lambda r: max(
         r[b]["peak"] / r[a]["peak"] for a, b in zip(modes, modes[1:])))
     return out
@@ -131,9 +150,7 @@ def zero_stages(K_ref: PosInt, k: float, param_bytes: float, grad_bytes: float, 
         figures=[_zero_curve(kw), bytes_figure(res, modes, labels,
                                                f"Bytes per rank on {K} ranks ({precision} Adam)")],
         table=_zero_table(res, modes, labels),
-        notes=[ZERO_NOTE, STATES_NOTE, f"Ψ = {res[0]['ddp']['Psi']}, {precision}.",
-               "Bytes sent: payloads of the collectives each stage issued, recorded at the calls, "
-               "converted to bytes a ring algorithm sends (a formula; gloo's algorithm is unseen).",
+        notes=[ZERO_NOTE, STATES_NOTE, f"Ψ = {res[0]['ddp']['Psi']}, {precision}.", SOCKET_NOTE,
                backend_note(device, K)],
         seeds=[seed], replication=NO_DRAWS,
     )
@@ -151,7 +168,8 @@ ZERO_NOTE = ("Formula values: stage*_limit and stage*_at_K (ZeRO §5 with the cl
 def _zero_table(res: list[dict], modes: list[str], labels: list[str]) -> list[dict]:
     r0 = res[0]
     return [{"stage": i, "strategy": lab, **{p: r0[m][p] for p in ("params", "grads", "optim")},
-             "at_rest": total_bytes(r0[m]), "peak": r0[m]["peak"], "bytes_sent": wire_sent(r0[m])}
+             "at_rest": total_bytes(r0[m]), "peak": r0[m]["peak"], "ring_bytes_sent": wire_sent(r0[m]),
+             "socket_bytes_sent": r0[m]["socket"]}
             for i, (m, lab) in enumerate(zip(modes, labels))]
 
 
@@ -214,6 +232,11 @@ def _fsdp_measured(res: list[dict], modes: list[str], Fs: list[int], K: int) -> 
         "comm_rise_per_factor": Measure(min(wire[b] / wire[a] for a, b in zip(modes[1:], sharded)),
                                         note="smallest ratio of bytes sent between successive F"),
         "comm_replicated_vs_ddp": Measure(wire[m1] / wire["ddp"]),
+        "socket_rise_per_factor": socket_ratio(res, lambda r: min(
+            socket_sent(r[b]) / socket_sent(r[a]) for a, b in zip(modes[1:], sharded)),
+            "measured on the sockets: smallest ratio between successive F"),
+        "socket_full_vs_replicated": socket_ratio(
+            res, lambda r: socket_sent(r[mK]) / socket_sent(r[m1]), "measured on the sockets, F = K over F = 1"),
         "comm_vs_algorithm": Measure(
             max(abs(wire[m] / predicted_wire(m, K, Psi_b) - 1) for m in modes),
             note="largest |ring bytes of the issued collectives / FSDP's algorithm − 1| over strategies"),
@@ -234,7 +257,7 @@ def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt, B: PosI
     Psi_b = res[0]["ddp"]["params"]
     mem = {m: float(np.mean([total_bytes(r[m]) for r in res])) for m in modes}
     wire = {m: float(np.mean([wire_sent(r[m]) for r in res])) for m in modes}
-    table = [{**row, "peak": res[0][row["mode"]]["peak"]}
+    table = [{**row, "peak": res[0][row["mode"]]["peak"], "socket_bytes_sent": res[0][row["mode"]]["socket"]}
              for row in _fsdp_table(res[0], modes, mem, wire, K, Psi_b)]
     return Evidence(measured=_fsdp_measured(res, modes, Fs, K), table=table, seeds=[seed],
                     figures=[_fsdp_figure(modes, Fs, mem, wire, K, Psi_b)], replication=NO_DRAWS, notes=[
@@ -242,8 +265,7 @@ def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt, B: PosI
         f"replication), 1 < F < {K} hybrid sharding on a ({K}/F, F) mesh, F = {K} full sharding; "
         + ("parameters are re-gathered in backward." if reshard else
            "gathered parameters are kept from forward to backward (no re-gather)."),
-        STATES_NOTE,
-        "Measured: bytes held, and the payload and group of every collective issued (FSDP's "
-        "through torch.distributed, DDP's through a comm hook). Computed (a formula): the bytes a "
-        "ring algorithm sends for those payloads; gloo's actual algorithm is not observed.",
+        STATES_NOTE, SOCKET_NOTE,
+        "The payload and group of every collective issued are recorded at the call (FSDP's through "
+        "torch.distributed, DDP's through a comm hook).",
         backend_note(device, K)])

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from principia.evidence import Figure, Measure, Series
-from verifiers.lab.dist import RankCtx, backend_for, count_collectives, local_bytes, run_ranks, wire_bytes
+from verifiers.lab.dist import (RankCtx, backend_for, bytes_written, count_collectives, local_bytes,
+                               run_ranks, wire_bytes)
 
 __all__ = ["square_mlp", "rank_batch", "backend_note", "rank_state_bytes", "total_bytes", "run_states",
-           "per_rank", "wire_sent", "payload", "bytes_figure"]
+           "per_rank", "wire_sent", "socket_sent", "payload", "bytes_figure"]
 
 
 def square_mlp(d: int, L: int, seed: int):
@@ -167,9 +168,12 @@ def _states_rank(ctx: RankCtx, modes: list[str], d: int, L: int, B: int, seed: i
         model, opt = _wrap(square_mlp(d, L, seed).to(ctx.device), mode, ctx, precision)
         _step(model, opt, x, y)
         peak, states = _peak_step(model, opt, x, y)
+        before = bytes_written()
         with count_collectives() as calls:
             _step(model, opt, x, y)
-        out[mode] = {**states, "peak": peak, "calls": calls, "Psi": d * d * L}
+        after = bytes_written()
+        socket = after - before if None not in (before, after) and ctx.backend == "gloo" else None
+        out[mode] = {**states, "peak": peak, "calls": calls, "socket": socket, "Psi": d * d * L}
         if mode != "single":
             out[mode]["spread"] = _replica_spread(model)
     return out
@@ -189,6 +193,11 @@ def per_rank(res: list[dict], f) -> Measure:
     xs = [float(f(r)) for r in res]
     return Measure(float(np.mean(xs)), min(xs), max(xs), n=len(xs), samples=xs,
                    note="mean over ranks; lo/hi: smallest and largest rank")
+
+
+def socket_sent(r: dict) -> float:
+    """Bytes this rank wrote to its sockets in the counted step (NaN where not observable)."""
+    return float("nan") if r["socket"] is None else float(r["socket"])
 
 
 def wire_sent(r: dict) -> float:
