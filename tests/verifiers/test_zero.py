@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from verifiers.lab.dist import run_ranks
 from verifiers.lab.ranks import run_states, total_bytes, wire_sent
 from verifiers.lab.zero import ZeroAdam
 
@@ -52,3 +53,23 @@ def test_stages_one_and_two_send_what_ddp_sends(stages):
     """Reduce-scatter plus all-gather moves as many ring bytes as DDP's all-reduce (ZeRO §7.2.1)."""
     for r in stages:
         assert wire_sent(r["zero1"]) == wire_sent(r["ddp"]) == wire_sent(r["zero2"])
+
+
+def _gather_written(ctx, n: int) -> int:
+    """Bytes this rank wrote to its sockets during one all-gather of n fp32 values."""
+    import torch.distributed as dist
+
+    from verifiers.lab.dist import bytes_written
+
+    out, mine = torch.empty(n), torch.ones(n // ctx.world)
+    dist.all_gather_into_tensor(out, mine)  # warm-up: connections and buffers
+    dist.barrier()
+    before = bytes_written()
+    dist.all_gather_into_tensor(out, mine)
+    return bytes_written() - before
+
+
+def test_socket_bytes_of_an_all_gather_are_half_its_payload_on_two_ranks():
+    """A 1 MB all-gather on 2 gloo ranks writes (n−1)/n of it, 0.5 MB, plus headers, per rank."""
+    for written in run_ranks(_gather_written, world=2, timeout_s=60, n=1 << 18):
+        assert 0.5 * (1 << 20) <= written <= 0.51 * (1 << 20)
