@@ -331,3 +331,14 @@ def test_verify_refuses_a_callable_outside_verifiers_even_without_check(kb_root)
     (row,) = verify(kb_root)
     assert row["verdict"] == "error" and "outside the 'verifiers' package" in row["reason"]
     assert not PWNED.exists()
+
+
+def test_build_names_a_wrong_shape_results_file(tmp_path, capsys):
+    """`principia build` reports a results file it cannot use, and still builds."""
+    from principia.cli import main
+    root = _site_kb(tmp_path)
+    bad = root / "results" / "fixture-closed.fast.json"
+    bad.write_text('{"claim": "fixture-closed", "tier": "fast", "verdict": 3}')
+    assert main(["--root", str(root), "build"]) == 0
+    err = capsys.readouterr().err
+    assert str(bad) in err and "verdict" in err and "Traceback" not in err
