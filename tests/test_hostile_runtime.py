@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from principia.runner import Task, run_tasks
 from principia.store import ReadOnlyStore, ResultStore
@@ -342,3 +343,19 @@ def test_build_names_a_wrong_shape_results_file(tmp_path, capsys):
     assert main(["--root", str(root), "build"]) == 0
     err = capsys.readouterr().err
     assert str(bad) in err and "verdict" in err and "Traceback" not in err
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.sampled_from(["claim", "tier", "verdict", "checks", "history", "provenance", "measured",
+                         "lo", "x"]), kids, max_size=5),
+    max_leaves=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_any_json_in_a_results_file_is_read_or_refused_never_raised(data):
+    """Whatever JSON a results file holds, validation returns problems instead of raising."""
+    from principia.store import result_problems
+    assert isinstance(result_problems(data, "good-one", "fast"), list)
