@@ -66,9 +66,11 @@ def test_grandchild_memory_counts_against_the_limit(kb_root):
     assert not res.ok and res.error["type"] == "memory"
 
 
-def test_grandchildren_do_not_outlive_their_verifier(kb_root):
-    """A process a verifier leaves behind is killed with its group."""
-    res = _run(kb_root, "spawns_sleeper")
+@pytest.mark.parametrize("fn", ["spawns_sleeper", "spawns_detached"])
+def test_grandchildren_do_not_outlive_their_verifier(kb_root, fn):
+    """A process a verifier leaves behind, in its group or detached in a session of its own,
+    is killed when the verifier ends."""
+    res = _run(kb_root, fn)
     assert res.ok
     pid = int(res.evidence["measured"]["x"]["value"])
     deadline = time.time() + 5
