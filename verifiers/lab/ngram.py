@@ -88,9 +88,6 @@ class NGramMLP(StackedMLP):
         e = self.E[rows, ctx]  # (K, B, k, d_emb)
         return self.forward(e.reshape(K, B, k * self.d_emb))
 
-    def n_params(self) -> int:
-        return sum(p[0].numel() for p in self.params())
-
 
 def block_sq_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per-model squared norm of stacked tensors (K, ...) -> (K,)."""
