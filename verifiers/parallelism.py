@@ -166,8 +166,8 @@ def _fsdp_figure(modes: list[str], Fs: list[int], mem: dict, wire: dict, K: int,
                 "call; bytes sent are computed from them for ring algorithms.")
 
 
-def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
-                         B: PosInt, seed: int, device: str = "cpu") -> Evidence:
+def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt, B: PosInt, seed: int,
+                         device: str = "cpu") -> Evidence:
     """Per-rank bytes and per-step communication at every sharding factor F dividing K, vs DDP.
 
     ``reshard=False`` keeps gathered parameters from forward to backward (no second gather).
@@ -175,8 +175,7 @@ def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
     if K < 2:
         raise ValueError(f"K must be at least 2 to shard anything (got {K})")
     Fs = [F for F in range(1, K + 1) if K % F == 0]
-    suffix = "" if reshard else ":keep"
-    modes = ["ddp"] + [f"fsdp:{F}{suffix}" for F in Fs]
+    modes = ["ddp"] + [f"fsdp:{F}{'' if reshard else ':keep'}" for F in Fs]
     res = run_states(modes, K, d, L, B, seed, device, timeout_s=240.0)
     r0, m1, mK = res[0], modes[1], modes[-1]
     Psi_b = r0["ddp"]["params"]  # Ψ × bytes per element

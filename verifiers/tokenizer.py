@@ -14,6 +14,7 @@ import numpy as np
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import PosInt, Seeds
 from verifiers.lab import bpe as libbpe
+from verifiers.lab import bytebpe
 
 __all__ = ["is_mixed", "is_word_variant", "bpe_compression", "bpe_category_split", "vocab_undertraining"]
 
@@ -62,6 +63,7 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
     train, test = _corpus(n_train, n_test)
     tokenizers = {V: libbpe.train(train, V, "category") for V in Vs}
     tpb = [tokenizers[V].tokens_per_byte(test) for V in Vs]
+    ref = bytebpe.tokens_per_byte(bytebpe.train_bpe(train, Vs[-1] - 256, "category"), test, Vs)
     gains = [a - b for a, b in zip(tpb, tpb[1:])]  # tokens per byte saved by each doubling
     ratios = [b / a for a, b in zip(gains, gains[1:]) if a > 0]
     measured = {
@@ -72,6 +74,8 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
         "tokens_per_byte_at_max_V": Measure(tpb[-1], unit="tokens/byte", note=f"V = {Vs[-1]}"),
         "bytes_per_token_at_max_V": Measure(1 / tpb[-1], unit="bytes/token"),
         "merges_learned": Measure(len(tokenizers[Vs[-1]].learnt())),
+        "reference_tpb_rel_diff": Measure(max(abs(a / b - 1) for a, b in zip(tpb, ref)),
+                                          note="largest |library / pure-Python reference − 1| over V"),
     }
     fig = Figure("Held-out compression against vocabulary size", "vocabulary size V",
                  "tokens per byte (lower is better)",

@@ -13,10 +13,10 @@ import torch
 import torch.nn as nn
 
 from .data import MarkovSource
-from .gpt import GPT, GPTConfig, lm_loss
+from .gpt import lm_loss
 
 __all__ = ["lr_at", "MLPLM", "TrainConfig", "History", "train_lm", "grad_norm", "set_seed",
-           "count_params", "evaluate", "tiny_gpt"]
+           "count_params", "evaluate"]
 
 
 def set_seed(seed: int) -> np.random.Generator:
@@ -169,8 +169,3 @@ def evaluate(model: nn.Module, source: MarkovSource, tokens: torch.Tensor) -> fl
     out = float(source.expected_ce(model(tokens[:, :-1]), tokens[:, :-1]))
     model.train()
     return out
-
-
-def tiny_gpt(V: int, n_layer: int, d_model: int, n_head: int = 4, T: int = 32, **kw) -> GPT:
-    return GPT(GPTConfig(vocab_size=V, n_ctx=T, n_layer=n_layer, d_model=d_model,
-                         n_head=n_head, **kw))
