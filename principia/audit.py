@@ -33,6 +33,7 @@ def claim_hash(claim: Claim) -> str:
         "decision": claim.decision.model_dump(mode="json") if claim.decision else None,
         "falsify": [f.model_dump(mode="json") for f in claim.falsify],
         "untestable": claim.untestable,
+        **({"tables": claim.tables} if claim.tables else {}),  # published claims' inputs
     })[:HASH_LEN]
 
 

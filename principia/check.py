@@ -129,14 +129,25 @@ def _probe(root: Path, items: list[dict[str, Any]], timeout: float) -> dict[str,
     return found
 
 
-def _key(kb: KnowledgeBase, cid: str) -> str:
+def _code_key(root: Path) -> str:
+    """One hash of every file an import probe can run: the verifiers and the engine beside them,
+    plus the pydantic version. Reading bytes (no parsing) keeps a cached `check` fast."""
     from importlib import metadata
-    from .provenance import code_hash
-    c = kb.claims[cid]
-    h = hashlib.sha256(code_hash(kb.root, c.verifier).encode())
-    h.update((Path(__file__).parent / "registry.py").read_bytes())
-    h.update(json.dumps([param_sets(c), metadata.version("pydantic")], sort_keys=True, default=str).encode())
+    h = hashlib.sha256(metadata.version("pydantic").encode())
+    engine = Path(__file__).resolve().parent
+    files = sorted((root / "verifiers").rglob("*.py")) + sorted(engine.glob("*.py"))
+    for f in files:
+        h.update(str(f.relative_to(f.parents[1])).encode() + b"\0")
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            h.update(b"unreadable")
     return h.hexdigest()
+
+
+def _key(code: str, claim: Any) -> str:
+    data = json.dumps([code, claim.verifier, param_sets(claim)], sort_keys=True, default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def _load_cache(path: Path) -> dict[str, str]:
@@ -162,11 +173,12 @@ def _verifier_problems(kb: KnowledgeBase, timeout: float, use_cache: bool) -> li
     cache_path = kb.root / CACHE_FILE
     cache = _load_cache(cache_path) if use_cache else {}
     items, keys = [], {}
+    code = _code_key(kb.root)
     for cid in sorted(kb.claims):
         c = kb.claims[cid]
         if not c.verifier or spec_problem(kb.root, c.verifier):
             continue
-        keys[cid] = _key(kb, cid)
+        keys[cid] = _key(code, c)
         if cache.get(cid) != keys[cid]:
             items.append({"cid": cid, "file": kb.files[cid], "verifier": c.verifier,
                           "params": sorted(c.params), "sets": param_sets(c)})

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, asdict
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-__all__ = ["Measure", "Series", "Figure", "Evidence", "interval_from_samples"]
+__all__ = ["Measure", "Series", "Figure", "Evidence", "interval_from_samples", "interval_over_draws"]
 
 
 def _num(x: Any) -> float | None:
@@ -115,3 +115,14 @@ def interval_from_samples(samples: Sequence[float], level: float = 0.95, unit: s
     half = float(t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(var / n)
     return Measure(mean, mean - half, mean + half, unit=unit, note=note, n=n,
                    samples=xs if n <= 32 else None)
+
+
+def interval_over_draws(by_draw: Mapping[Any, Sequence[float]], level: float = 0.95, unit: str = "",
+                        note: str = "") -> Measure:
+    """Mean with a Student-t interval whose unit is the data draw: the init seeds nested in a
+    draw are averaged first, so n is the number of draws (seeds on one draw are not independent
+    evidence about the data)."""
+    means = [sum(map(float, v)) / len(v) for v in by_draw.values() if len(v)]
+    if not means:
+        raise ValueError("interval_over_draws needs at least one draw with a value")
+    return interval_from_samples(means, level, unit, note)

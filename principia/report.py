@@ -6,19 +6,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .audit import is_stale, stale_reason
 from .loader import KnowledgeBase, load_kb
 from .store import ReadOnlyStore
 
-__all__ = ["verdict_of", "show", "list_claims"]
+__all__ = ["verdict_of", "show", "list_claims", "STALE"]
+
+STALE = "stale"  # shown instead of a verdict the claim no longer stands behind
 
 
 def verdict_of(kb: KnowledgeBase, store: ReadOnlyStore, cid: str) -> tuple[str, dict[str, Any] | None]:
-    """The verdict shown for a claim: full tier when recorded, else fast; open claims untestable."""
+    """The verdict shown for a claim: the full tier's when recorded and current, else the fast
+    tier's; 'stale' when every recorded result was judged by another version of the claim
+    (principia.audit), so an old or forged file is never presented as the claim's verdict."""
     claim = kb.claims[cid]
-    for tier in ("full", "fast"):
-        res = store.fetch(cid, tier)
-        if res is not None:
+    found = [r for r in (store.fetch(cid, t) for t in ("full", "fast")) if r is not None]
+    for res in found:
+        if not is_stale(claim, res):
             return res.get("verdict", "error"), res
+    if found:
+        return STALE, found[0]
     return ("untestable" if claim.kind == "open" else "not-verified"), None
 
 
@@ -52,6 +59,9 @@ def show(root: Path, cid: str, as_json: bool = False) -> int:
         return 0
     out = [f"{cid}: {c.title}", f"verdict: {verdict}" + (f" ({res['tier']} tier)" if res else ""),
            "", c.statement.strip(), ""]
+    if res and verdict == STALE:
+        out.append(f"recorded verdict {_safe(res.get('verdict'))} is stale: "
+                   f"{stale_reason(c, res)}; run `principia verify {cid} --tier {res['tier']}`")
     if res:
         out.append(f"reason: {_safe(res.get('reason', ''))}")
         for ch in res.get("checks", []):

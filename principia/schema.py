@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "Citation", "Source", "Assumption", "Check", "Replication", "Decision", "Falsifier", "Relations",
-    "Claim", "Reference", "Section", "SeedDoc", "Catalogue", "json_schema", "KINDS", "TIERS",
+    "Claim", "Reference", "Section", "SeedDoc", "SourceErratum", "Catalogue", "json_schema", "KINDS", "TIERS",
 ]
 
 KINDS = ("closed", "run", "dist", "open", "published")
@@ -279,10 +279,19 @@ class Reference(Strict):
         return f"https://arxiv.org/abs/{self.arxiv}" if self.arxiv else self.url
 
 
+class SourceErratum(Strict):
+    """A slip in a seed document that no measurement can show: a wrong link, a garbled citation."""
+
+    place: str = Field(min_length=2, description="Where in the source")
+    says: str = Field(min_length=2, description="The source's own words, quoted")
+    finding: str = Field(min_length=2, description="What is wrong, and what it should be")
+
+
 class SeedDoc(Strict):
     title: str
     file: str = Field(description="File name of the seed document it was read from")
     url: str = Field("", pattern=r"^(https?://\S+|)$")
+    errata: list[SourceErratum] = Field(default_factory=list)
 
 
 class Section(Strict):

@@ -41,7 +41,8 @@ _VERDICTS = ("supported", "partly-supported", "inconclusive", "refuted", "untest
 # field -> the JSON types it may hold when present
 _SHAPE: dict[str, tuple[type, ...]] = {
     "reason": (str,), "kind": (str,), "key": (str,), "checks": (list,), "evidence": (dict, type(None)),
-    "error": (dict, type(None)), "provenance": (dict,), "history": (list,)}
+    "error": (dict, type(None)), "provenance": (dict,), "history": (list,), "claim_hash": (str, type(None)),
+    "replication": (dict, type(None)), "scale": (dict, type(None))}
 _NUMBER = (int, float, type(None))
 
 

@@ -115,3 +115,51 @@ def test_run_reports_value_errors_with_code_2(capsys):
     ns = calc.argparse.Namespace(calc_show=lambda a: calc.calc_chinchilla(1e20, "nope"), json=False)
     assert calc.run(ns) == 2
     assert "fit must be one of" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hostile and extreme input
+
+@pytest.mark.parametrize("args", [
+    ["chinchilla", "--compute", "1e24", "--alpha", "1e-300"],
+    ["chinchilla", "--compute", "1e24", "--A", "1e308"],
+    ["flops", "--params", "1e200", "--tokens", "1e200", "--json"],
+])
+def test_extreme_inputs_exit_2_without_traceback_or_infinity(capsys, args):
+    """Inputs beyond float range give exit code 2 and a message, never Infinity or a traceback."""
+    from principia.calc import main as calc_main
+    assert calc_main(args) == 2
+    out, err = capsys.readouterr()
+    assert "error:" in err and "Infinity" not in out and "Traceback" not in err
+
+
+def test_suffixless_magnitude_is_warned_about(capsys):
+    """`--params 175` (the B forgotten) still computes, with a warning naming the argument."""
+    from principia.calc import main as calc_main
+    assert calc_main(["flops", "--params", "175", "--tokens", "300B"]) == 0
+    assert "--params 175" in capsys.readouterr().err
+
+
+def test_params_counts_gpt2_small_from_the_shared_formula(capsys):
+    """`calc params` gives GPT-2 small's 124,439,808 parameters as JSON key 'params'."""
+    from principia.calc import main as calc_main
+    assert calc_main(["params", "--layers", "12", "--d-model", "768", "--vocab", "50257",
+                      "--ctx", "1024", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == 124_439_808
+
+
+def test_params_formula_is_the_one_the_claim_verifies():
+    """The verifier of param-count-12ld2 counts exactly what formulas.gpt_params says."""
+    from principia.formulas import gpt_params
+    from verifiers.architecture import param_count_12ld2
+    ev = param_count_12ld2(shapes=[[2, 64], [12, 768]], head_size=64)
+    assert ev.measured["unexplained_params"].value == 0
+    for row in ev.table:
+        assert row["N counted"] == gpt_params(row["n_layer"], row["d_model"])["non_embedding"]
+
+
+@pytest.mark.parametrize("args", [["params", "--layers", "0", "--d-model", "8"],
+                                  ["params", "--layers", "2", "--d-model", "8", "--vocab", "-1"]])
+def test_params_rejects_impossible_shapes(args):
+    """Zero layers or a negative vocabulary exit with code 2."""
+    from principia.calc import main as calc_main
+    assert calc_main(args) == 2

@@ -1,7 +1,7 @@
 """Decision rules: declared checks turn measurements into verdicts, and can always fail."""
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from principia.decide import combine, decide, evaluate_check, flip_margin, invert
 from principia.evidence import Measure
@@ -229,3 +229,38 @@ def test_too_few_data_draws_is_an_error():
     assert "at least 5" in replication_problem(d, "full", {"data_draws": 1, "seeds": 5})
     assert "no replication" in replication_problem(d, "fast", None)
     assert replication_problem(Decision(checks=d.checks), "full", None) == ""
+
+
+@given(st.lists(st.sampled_from(["supported", "refuted", "inconclusive"]), min_size=2, max_size=6))
+def test_a_part_with_any_unsettled_or_failed_check_never_holds(kinds):
+    """With one part, the claim is supported only when every one of its checks is."""
+    from principia.decide import Outcome
+    outs = [Outcome(f"q{i}", "r", k, 1.0, None, None, "", "one part", "", reason=f"q{i} {k}")
+            for i, k in enumerate(kinds)]
+    verdict, reason = combine(outs)
+    assert (verdict == "supported") == all(k == "supported" for k in kinds)
+    assert not reason.startswith("holds: one part") or verdict == "supported"
+    if "inconclusive" in kinds and "refuted" not in kinds:
+        assert verdict == "inconclusive" and "unsettled: one part" in reason
+
+
+@given(finite, st.floats(0.001, 100), finite, st.floats(0, 100))
+def test_equivalence_is_supported_only_inside_the_margin(v, margin, x, half):
+    """An 'equivalent' check is supported exactly when the whole interval is within ±margin."""
+    c = _check(op="equivalent", value=v, margin=margin)
+    got = evaluate_check(c, Measure(x, x - half, x + half)).outcome
+    inside = v - margin <= x - half and x + half <= v + margin
+    assert (got == "supported") == inside
+
+
+@settings(deadline=None)  # the first call imports scipy
+@given(st.lists(st.lists(st.floats(-100, 100), min_size=1, max_size=4), min_size=2, max_size=8))
+def test_intervals_over_draws_count_draws_not_seeds(draws):
+    """Seeds nested in a draw are averaged first: n is the number of draws, and the mean of
+    draw means is the value."""
+    from principia.evidence import interval_over_draws
+    m = interval_over_draws({i: d for i, d in enumerate(draws)})
+    means = [sum(d) / len(d) for d in draws]
+    assert m.n == len(draws)
+    assert abs(m.value - sum(means) / len(means)) < 1e-6
+    assert m.lo <= m.value <= m.hi

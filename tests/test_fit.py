@@ -204,3 +204,44 @@ def test_read_runs_skips_blank_lines_and_extra_columns(tmp_path):
 def test_runs_error_is_a_value_error():
     """Callers may catch RunsError as a ValueError."""
     assert issubclass(RunsError, ValueError)
+
+
+# ---------------------------------------------------------------- hostile runs files
+
+@pytest.mark.parametrize("content,message", [
+    (b"params,params,tokens,loss\n" + b"1e8,1e8,1e9,3\n" * 5, "appear more than once"),
+    (b"params,tokens,loss\n1e8,1e9,\xff\xfe\n", "not UTF-8"),
+    (b"params,tokens,loss\n" + b"1e8,1e9,3.0\n" * 5, "distinct value"),
+    (b"params,tokens,loss\n" + b"".join(b"%d,1e9,3.0\n" % (10 ** k) for k in range(6, 11)), "'tokens' has 1 distinct"),
+    (b"params,tokens,loss\n" + b"".join(b"1e306,%d,3.0\n" % (10 ** k) for k in range(6, 11)), "overflow"),
+    (b"params,tokens,loss\n1e8,1e9,\"" + b"9" * 140_000 + b"\"\n", "row 2"),
+])
+def test_hostile_runs_files_get_a_clear_error(tmp_path, capsys, content, message):
+    """Duplicate headers, bad bytes, identical rows, a degenerate design, overflowing sizes and
+    oversized fields exit with code 2 and a message naming the file."""
+    path = tmp_path / "runs.csv"
+    path.write_bytes(content)
+    assert main([str(path), "--boot", "0"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err and "Traceback" not in err
+
+
+def test_byte_order_mark_is_read_as_utf8(tmp_path):
+    """A spreadsheet's UTF-8 byte-order mark does not hide the first column."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfparams,tokens,loss\n" + b"1e8,1e9,3\n" * 5)
+    assert read_runs(path)[0] == [1e8] * 5
+
+
+def test_grid_search_memory_does_not_grow_with_rows():
+    """Scoring the initialisation grid on 20,000 rows stays under 200 MB of numpy memory."""
+    import tracemalloc
+    from principia.fit import HOFFMANN_GRID, _grid, _grid_scores
+    rng = np.random.default_rng(0)
+    lN, lD = np.log(10 ** rng.uniform(7, 10, 20_000)), np.log(10 ** rng.uniform(9, 11, 20_000))
+    lL = np.log(1.7 + np.exp(6 - 0.34 * lN) + np.exp(6 - 0.28 * lD))
+    tracemalloc.start()
+    _grid_scores(_grid(HOFFMANN_GRID), lN, lD, lL, 1e-3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * 2**20, peak

@@ -10,12 +10,10 @@ the counter (it reports 0 FLOPs), so attention is counted through the math backe
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
@@ -24,7 +22,7 @@ from principia.types import PosInt, Seeds
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
 from verifiers.lab.train import TrainConfig, set_seed, train_lm
-from verifiers.precision import clock, one_thread
+from verifiers.lab.measure import clock, count_flops, flop_counter, one_thread
 
 __all__ = [
     "kaplan_N", "kaplan_forward_flops", "count_flops", "FusedParallelBlock",
@@ -84,24 +82,6 @@ def param_count_12ld2(shapes: list[list[PosInt]], head_size: PosInt) -> Evidence
 
 # --- forward-flops ------------------------------------------------------------------------
 
-@contextmanager
-def _counting():
-    """FlopCounterMode with attention routed through the math backend, so bmm is counted."""
-    counter = FlopCounterMode(display=False)
-    with sdpa_kernel(SDPBackend.MATH), counter:
-        yield counter
-
-
-def count_flops(model: nn.Module, idx: torch.Tensor, backward: bool = False) -> dict[str, int]:
-    """FLOPs by aten op of one forward (and backward) pass; 'total' added."""
-    with _counting() as c:
-        out = model(idx)
-        if backward:
-            out.float().sum().backward()
-    by_op = {str(k).split(".")[-1]: int(v) for k, v in c.get_flop_counts()["Global"].items()}
-    return {**by_op, "total": int(c.get_total_flops())}
-
-
 def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     """Counted FLOPs of one layer's attention core (QKᵀ, softmax, AV) over T positions.
 
@@ -110,7 +90,7 @@ def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     Zeros on CPU: cheap, and the count depends on shapes only."""
     q = torch.zeros(1, n_head, T, hs)
     k, v = torch.zeros_like(q), torch.zeros_like(q)
-    with _counting() as c:
+    with flop_counter() as c:
         if not causal_prefix:
             F.scaled_dot_product_attention(q, k, v, is_causal=True)
         for t in range(T if causal_prefix else 0):
@@ -118,51 +98,50 @@ def _attention_flops(n_head: int, T: int, hs: int, causal_prefix: bool) -> int:
     return int(c.get_total_flops())
 
 
+def _flop_terms(n_layer: int, d_model: int, n_head: int, n_ctx: int, vocab_size: int) -> dict[str, float]:
+    """Counted FLOPs of one sequence on a meta-device GPT, by term, with Kaplan's for comparison."""
+    model = _meta_gpt(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d_model, n_head=n_head)
+    T, hs = n_ctx, d_model // n_head
+    idx = torch.zeros(1, T, dtype=torch.long, device="meta")
+    c = {"fwd": count_flops(model, idx)["total"], "train": count_flops(model, idx, backward=True)["total"],
+         "head": count_flops(model.head, torch.zeros(1, T, d_model, device="meta"))["total"],
+         "attn_dense": n_layer * _attention_flops(n_head, T, hs, causal_prefix=False),
+         "attn_causal": n_layer * _attention_flops(n_head, T, hs, causal_prefix=True),
+         "N": model.non_embedding_params(),              # the head is tied to the token embedding
+         "kaplan_ctx": 2 * n_layer * n_ctx * d_model * T}  # Kaplan's context term, per sequence
+    c["dense"] = c["fwd"] - c["head"] - c["attn_dense"]  # the blocks' linear layers
+    c["kaplan"] = kaplan_forward_flops(c["N"], n_layer, n_ctx, d_model) * T
+    return c
+
+
 def forward_flops(n_layer: PosInt, d_model: PosInt, n_head: PosInt,
                   n_ctx: PosInt, vocab_size: PosInt, check_cpu: bool) -> Evidence:
     """Counted forward and forward+backward FLOPs of a real GPT against Kaplan's 2N + 2·L·n_ctx·d."""
-    model = _meta_gpt(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d_model,
-                      n_head=n_head)
-    T, hs = n_ctx, d_model // n_head
-    idx = torch.zeros(1, T, dtype=torch.long, device="meta")
-    fwd = count_flops(model, idx)["total"]
-    train = count_flops(model, idx, backward=True)["total"]
-    head = count_flops(model.head, torch.zeros(1, T, d_model, device="meta"))["total"]
-    attn_dense = n_layer * _attention_flops(n_head, T, hs, causal_prefix=False)
-    attn_causal = n_layer * _attention_flops(n_head, T, hs, causal_prefix=True)
-    dense = fwd - head - attn_dense                 # the blocks' linear layers
-    N = model.non_embedding_params()                # the head is tied to the token embedding
-    kaplan_ctx = 2 * n_layer * n_ctx * d_model * T  # Kaplan's context term, per sequence
-    kaplan = kaplan_forward_flops(N, n_layer, n_ctx, d_model) * T
+    c, T = _flop_terms(n_layer, d_model, n_head, n_ctx, vocab_size), n_ctx
     m = {
-        "dense_over_2N": Measure(dense / (2 * N * T), note="block matmuls / 2N per token"),
-        "attention_dense_over_kaplan": Measure(attn_dense / kaplan_ctx,
+        "dense_over_2N": Measure(c["dense"] / (2 * c["N"] * T), note="block matmuls / 2N per token"),
+        "attention_dense_over_kaplan": Measure(c["attn_dense"] / c["kaplan_ctx"],
                                                note="full T×T kernel / 2·n_layer·n_ctx·d_model"),
-        "attention_causal_over_kaplan": Measure(attn_causal / kaplan_ctx,
-                                                note="query t attends to t+1 keys"),
-        "forward_over_kaplan": Measure((fwd - head) / kaplan,
+        "attention_causal_over_kaplan": Measure(c["attn_causal"] / c["kaplan_ctx"], note="query t attends to t+1 keys"),
+        "forward_over_kaplan": Measure((c["fwd"] - c["head"]) / c["kaplan"],
                                        note="counted forward without de-embedding, dense attention"),
-        "deembed_share": Measure(head / fwd, note="de-embedding matmul / counted forward"),
-        "train_over_forward": Measure(train / fwd, note="forward+backward / forward"),
+        "deembed_share": Measure(c["head"] / c["fwd"], note="de-embedding matmul / counted forward"),
+        "train_over_forward": Measure(c["train"] / c["fwd"], note="forward+backward / forward"),
     }
-    rows = [{"term": "block matmuls", "counted per token": dense / T, "Kaplan": 2 * N},
-            {"term": "attention, dense kernel", "counted per token": attn_dense / T,
-             "Kaplan": kaplan_ctx / T},
-            {"term": "attention, causal prefix (KV-cache order)", "counted per token": attn_causal / T,
-             "Kaplan": kaplan_ctx / T},
-            {"term": "de-embedding (outside Kaplan's C_forward)", "counted per token": head / T,
-             "Kaplan": 0},
-            {"term": "forward + backward", "counted per token": train / T, "Kaplan": 3 * kaplan / T}]
-    notes = [f"N = {N:,} non-embedding parameters. A dense attention kernel computes the whole "
-             f"T×T score matrix: {attn_dense / kaplan_ctx:.2f}× Kaplan's context term. Counting only "
-             f"the unmasked half (each query t against t+1 keys) gives "
-             f"{attn_causal / kaplan_ctx:.4f}×: Kaplan's term is the causal work, QKᵀ and AV each "
-             "over n_ctx/2 keys on average.",
-             f"The de-embedding matmul (2·d·n_vocab per token) is {head / fwd:.1%} of the counted "
+    rows = [{"term": term, "counted per token": c[k] / T, "Kaplan": kap}
+            for term, k, kap in (("block matmuls", "dense", 2 * c["N"]),
+                                 ("attention, dense kernel", "attn_dense", c["kaplan_ctx"] / T),
+                                 ("attention, causal prefix (KV-cache order)", "attn_causal", c["kaplan_ctx"] / T),
+                                 ("de-embedding (outside Kaplan's C_forward)", "head", 0),
+                                 ("forward + backward", "train", 3 * c["kaplan"] / T))]
+    notes = [f"N = {c['N']:,} non-embedding parameters. A dense attention kernel computes the whole "
+             f"T×T score matrix: {m['attention_dense_over_kaplan'].value:.2f}× Kaplan's context term. Counting "
+             f"only the unmasked half (each query t against t+1 keys) gives "
+             f"{m['attention_causal_over_kaplan'].value:.4f}×: Kaplan's term is the causal work, QKᵀ and AV "
+             "each over n_ctx/2 keys on average.",
+             f"The de-embedding matmul (2·d·n_vocab per token) is {c['head'] / c['fwd']:.1%} of the counted "
              "forward here; Kaplan's C_forward leaves it out with the embeddings."]
-    if check_cpu:
-        notes.append(_cpu_cross_check())
-    return Evidence(measured=m, table=rows, notes=notes)
+    return Evidence(measured=m, table=rows, notes=notes + ([_cpu_cross_check()] if check_cpu else []))
 
 
 def _cpu_cross_check() -> str:

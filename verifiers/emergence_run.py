@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.evidence import Evidence, Figure, Series, interval_from_samples
 from principia.types import Frac, Pos, PosInt, Seeds
 
 __all__ = ["addition_batch", "train_adder", "exact_match_run"]
@@ -87,4 +87,8 @@ def exact_match_run(widths: list[int], k: PosInt, steps: PosInt, batch: PosInt, 
                  xscale="log", caption=f"2-layer MLPs, {steps} Adam steps of {batch} fresh sums; mean and range over seeds.")
     table = [{"width": w, "params": n, "per_digit": float(p.mean()), "exact_match": float(e.mean()),
               "independent_prediction": float(q.mean())} for w, n, p, e, q in zip(sorted(widths), N, P, EM, PRED)]
-    return Evidence(measured, figures=[fig], table=table, seeds=list(seeds))
+    return Evidence(measured, figures=[fig], table=table, seeds=list(seeds),
+                    replication={"data_draws": len(seeds), "seeds": len(seeds),
+                                 "reason": "each seed draws its own init and its own stream of sums"},
+                    scale={"max_params": max(N), "max_tokens": steps * batch * (2 * k + k + 1),
+                           "data": [f"{k}-digit addition, fresh random sums"]})

@@ -1,5 +1,4 @@
-"""Data parallelism on real ranks: what DDP, ZeRO and FSDP keep per rank, what they send, and
-how parameter checksums compared across replicas find a corrupted one.
+"""Data parallelism on real ranks: what DDP, ZeRO and FSDP keep per rank and what they send.
 
 Notation: Ψ parameters (ZeRO's symbol for N), K data-parallel ranks (ZeRO's N_d, FSDP's W),
 F the FSDP sharding factor, k bytes of optimizer state per parameter. Runs train a small MLP of
@@ -8,183 +7,17 @@ L square d × d layers without bias, so every shard splits evenly. Rank-side cod
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from principia.evidence import Evidence, Figure, Measure, Series
 from principia.formulas import zero_bytes_per_gpu
-from principia.types import Pos, PosInt, Seeds
-from verifiers.lab.dist import (RankCtx, backend_for, count_collectives, local_bytes, run_ranks,
-                                wire_bytes)
+from principia.types import PosInt
+from verifiers.lab.dist import wire_bytes
+from verifiers.lab.ranks import backend_note, bytes_figure, payload, per_rank, run_states, total_bytes, wire_sent
 
-__all__ = [
-    "ddp_replicates", "zero_stages", "fsdp_sharding_factor", "checksum_fault",
-    "zero_reduction", "predicted_wire", "plan_faults", "analyse_checksums",
-]
-
-# --- the model, the data and what a rank holds ------------------------------------------------
-
-
-def _mlp(d: int, L: int, seed: int):
-    """L blocks of Linear(d, d, bias=False) + tanh: equal-sized parameters shard evenly."""
-    import torch
-    import torch.nn as nn
-
-    torch.manual_seed(seed)
-    return nn.Sequential(*[nn.Sequential(nn.Linear(d, d, bias=False), nn.Tanh()) for _ in range(L)])
-
-
-def _batch(d: int, B: int, seed: int, rank: int, device: str):
-    """This rank's own slice of the data (data parallelism): a fixed random regression task."""
-    import torch
-
-    g = torch.Generator().manual_seed(1000 * seed + rank)
-    x = torch.randn(B, d, generator=g)
-    return x.to(device), torch.tanh(x.roll(1, dims=1)).to(device)
-
-
-def _state_bytes(model, opt) -> dict[str, int]:
-    """Bytes of parameters, gradients and optimizer state this rank holds."""
-    import torch
-
-    params = list(model.parameters())
-    inner = getattr(opt, "optim", opt)  # ZeroRedundancyOptimizer keeps its shard's Adam in .optim
-    return {
-        "params": sum(local_bytes(p) for p in params),
-        "grads": sum(local_bytes(p.grad) for p in params if p.grad is not None),
-        "optim": sum(local_bytes(v) for s in inner.state.values() for v in s.values()
-                     if torch.is_tensor(v) and v.dim() > 0),  # Adam's 0-d step counters aside
-    }
-
-
-def _total(r: dict) -> int:
-    return r["params"] + r["grads"] + r["optim"]
-
-
-# --- the strategies, rank side ----------------------------------------------------------------
-
-
-def _allreduce_mean_hook(_state, bucket):
-    """DDP reduces gradients from C++; this comm hook sends each bucket through the public
-    ``dist.all_reduce`` (so ``count_collectives`` sees it) and averages it, as DDP does."""
-    import torch.distributed as dist
-
-    buf = bucket.buffer().div_(dist.get_world_size())
-    return dist.all_reduce(buf, async_op=True).get_future().then(lambda f: f.value()[0])
-
-
-def _wrap(model, mode: str, ctx: RankCtx):
-    """Apply a strategy: ddp | zero1 (DDP + ZeroRedundancyOptimizer) | fsdp:F[:keep] (FSDP2 on
-    a (K/F, F) mesh; ':keep' holds gathered parameters from forward to backward)."""
-    import torch
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    if mode in ("ddp", "zero1"):
-        ddp = DDP(model, gradient_as_bucket_view=True)  # gradients are views into DDP's buckets
-        ddp.register_comm_hook(None, _allreduce_mean_hook)
-        if mode == "ddp":
-            return ddp, torch.optim.Adam(ddp.parameters(), lr=1e-3)
-        from torch.distributed.optim import ZeroRedundancyOptimizer
-
-        return ddp, ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=torch.optim.Adam,
-                                            lr=1e-3)
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
-    F = int(mode.split(":")[1])
-    kind = "cuda" if ctx.device.startswith("cuda") else "cpu"
-    mesh = (init_device_mesh(kind, (F,)) if F == ctx.world else  # full sharding
-            init_device_mesh(kind, (ctx.world // F, F), mesh_dim_names=("replicate", "shard")))
-    reshard = not mode.endswith(":keep")
-    for block in model:
-        fully_shard(block, mesh=mesh, reshard_after_forward=reshard)
-    fully_shard(model, mesh=mesh, reshard_after_forward=reshard)
-    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
-
-
-def _step(model, opt, x, y) -> None:
-    opt.zero_grad(set_to_none=False)
-    (model(x) - y).pow(2).mean().backward()
-    opt.step()
-
-
-def _replica_spread(model) -> float:
-    """max |θ_rank − θ_rank0| over every parameter (full tensors): 0 for identical replicas."""
-    import torch
-    import torch.distributed as dist
-
-    full = [p.full_tensor() if hasattr(p, "full_tensor") else p for p in model.parameters()]
-    flat = torch.cat([p.detach().reshape(-1) for p in full])
-    ref = flat.clone()
-    dist.broadcast(ref, src=0)
-    diff = (flat - ref).abs().max().reshape(1)
-    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-    return float(diff)
-
-
-def _states_rank(ctx: RankCtx, modes: list[str], d: int, L: int, B: int, seed: int) -> dict:
-    """Per mode: this rank's bytes after one training step, and the collectives of the next."""
-    import torch
-
-    out: dict[str, Any] = {}
-    x, y = _batch(d, B, seed, ctx.rank, ctx.device)
-    for mode in modes:
-        model = _mlp(d, L, seed).to(ctx.device)
-        if mode == "single":  # one process, no distribution: the reference
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        else:
-            model, opt = _wrap(model, mode, ctx)
-        _step(model, opt, x, y)
-        states = _state_bytes(model, opt)
-        with count_collectives() as calls:
-            _step(model, opt, x, y)
-        out[mode] = {**states, "calls": calls, "Psi": d * d * L}
-        if mode != "single":
-            out[mode]["spread"] = _replica_spread(model)
-    return out
-
-
-def _run_states(modes: list[str], K: int, d: int, L: int, B: int, seed: int, device: str,
-                timeout_s: float = 120.0) -> list[dict]:
-    return run_ranks(_states_rank, world=K, device=device, timeout_s=timeout_s,
-                     modes=modes, d=d, L=L, B=B, seed=seed)
-
-
-# --- shared read-outs -------------------------------------------------------------------------
-
-
-def _per_rank(res: list[dict], f) -> Measure:
-    """A per-rank quantity: the mean, with the smallest and largest rank as its range."""
-    xs = [float(f(r)) for r in res]
-    return Measure(float(np.mean(xs)), min(xs), max(xs), n=len(xs), samples=xs,
-                   note="mean over ranks; lo/hi: smallest and largest rank")
-
-
-def _wire(r: dict) -> float:
-    return sum(wire_bytes(kind, S, n) for kind, S, n in r["calls"])
-
-
-def _payload(r: dict, kind: str) -> int:
-    return sum(S for k, S, n in r["calls"] if k == kind and n > 1)
-
-
-def _bytes_figure(res: list[dict], modes: list[str], labels: list[str], title: str) -> Figure:
-    """Bytes per rank by component, one x position per strategy (one point per rank)."""
-    series = []
-    for part in ("params", "grads", "optim"):
-        pts = [(i, r[m][part]) for i, m in enumerate(modes) for r in res]
-        series.append(Series(part, [p[0] for p in pts], [p[1] for p in pts], style="points"))
-    tot = [float(np.mean([_total(r[m]) for r in res])) for m in modes]
-    series.append(Series("total, mean over ranks", list(range(len(modes))), tot))
-    return Figure(title, "strategy: " + "; ".join(f"{i} = {l}" for i, l in enumerate(labels)),
-                  "bytes held per rank", series)
-
-
-def _backend_note(device: str, K: int) -> str:
-    backend, kind = backend_for(device, K)
-    return f"Ran {K} ranks with the {backend} backend on {kind} tensors (device asked: {device})."
-
+__all__ = ["ddp_replicates", "zero_stages", "fsdp_sharding_factor", "zero_reduction", "predicted_wire"]
 
 # --- ddp-replicates ---------------------------------------------------------------------------
 
@@ -196,27 +29,27 @@ def ddp_replicates(K: PosInt, d: PosInt, L: PosInt, B: PosInt, seed: int,
     ``strategy='fsdp'`` swaps DDP for fully sharded FSDP (the falsifier: no full copy any more).
     """
     mode = "ddp" if strategy == "ddp" else f"fsdp:{K}"
-    res = _run_states(["single", mode], K, d, L, B, seed, device)
+    res = run_states(["single", mode], K, d, L, B, seed, device)
     single = res[0]["single"]
-    measured = {"per_rank_vs_single": _per_rank(res, lambda r: _total(r[mode]) / _total(single))}
+    measured = {"per_rank_vs_single": per_rank(res, lambda r: total_bytes(r[mode]) / total_bytes(single))}
     for part in ("params", "grads", "optim"):
-        measured[f"{part}_vs_single"] = _per_rank(res, lambda r, p=part: r[mode][p] / single[p])
+        measured[f"{part}_vs_single"] = per_rank(res, lambda r, p=part: r[mode][p] / single[p])
     measured["replica_max_diff"] = Measure(res[0][mode]["spread"],
                                            note="max |θ_rank − θ_0| after two steps")
-    measured["single_bytes"] = Measure(_total(single), unit="B")
+    measured["single_bytes"] = Measure(total_bytes(single), unit="B")
     return Evidence(
         measured=measured,
-        figures=[_bytes_figure(res, ["single", mode], ["one process", f"{mode}, {K} ranks"],
+        figures=[bytes_figure(res, ["single", mode], ["one process", f"{mode}, {K} ranks"],
                                "Model-state bytes per rank: one process vs data parallel")],
         table=[{"rank": i, "mode": mode, **{p: r[mode][p] for p in ("params", "grads", "optim")},
-                "total": _total(r[mode]), "one_process_total": _total(single)}
+                "total": total_bytes(r[mode]), "one_process_total": total_bytes(single)}
                for i, r in enumerate(res)],
         notes=[f"MLP of Ψ = {single['Psi']} fp32 parameters ({L} layers of {d}×{d}), Adam; bytes "
                "counted on the rank's tensors after one step.",
                "DDP is built with gradient_as_bucket_view=True. With the default (False) DDP also "
                "keeps its gradient buckets, a second gradient-sized buffer per rank that this "
                "count of parameters, gradients and optimizer state leaves out.",
-               _backend_note(device, K)],
+               backend_note(device, K)],
         seeds=[seed],
     )
 
@@ -234,6 +67,32 @@ def zero_reduction(K: float, stage: int, k: float = 12.0, param_bytes: float = 2
     return zero_bytes_per_gpu(1.0, 1, 0, **kw) / zero_bytes_per_gpu(1.0, K, stage, **kw)
 
 
+def _zero_measured(res: list[dict], K: int, meas_kw: dict) -> dict[str, Measure]:
+    """Per-rank bytes of stages 1 and 3 as fractions of DDP's, and against the formula fed the
+    bytes per parameter read off the tensors."""
+    base, out = float(np.mean([total_bytes(r["ddp"]) for r in res])), {}
+    for stage, mode in ((1, "zero1"), (3, f"fsdp:{K}")):
+        frac = per_rank(res, lambda r, m=mode: total_bytes(r[m]) / base)
+        pred = 1.0 / zero_reduction(K, stage, **meas_kw)
+        out[f"stage{stage}_fraction"] = frac
+        out[f"stage{stage}_vs_formula"] = Measure(
+            frac.value / pred, frac.lo / pred, frac.hi / pred,
+            note=f"measured fraction of DDP's bytes / formula's {pred:.4g} at K = {K}")
+    return out
+
+
+def _zero_curve(kw: dict) -> Figure:
+    Ks = np.unique(np.round(np.logspace(0, 3, 31))).astype(int)
+    return Figure(
+        "ZeRO: memory reduction vs data-parallel degree", "ranks K", "memory reduction (×)",
+        [Series(f"stage {s}", Ks, [zero_reduction(x, s, **kw) for x in Ks]) for s in (1, 2, 3)]
+        + [Series(f"stage-{s} limit", [1, 1000], [zero_reduction(K_LIMIT, s, **kw)] * 2,
+                  style="dashed") for s in (1, 2)],
+        xscale="log", yscale="log",
+        caption=f"k = {kw['k']:g} bytes of optimizer state, {kw['param_bytes']:g}-byte parameters and "
+                f"{kw['grad_bytes']:g}-byte gradients per parameter (mixed-precision Adam, ZeRO §3.1).")
+
+
 def zero_stages(K_ref: PosInt, k: float, param_bytes: float,
                 grad_bytes: float, K: PosInt, d: PosInt, L: PosInt,
                 B: PosInt, seed: int, device: str = "cpu") -> Evidence:
@@ -246,30 +105,14 @@ def zero_stages(K_ref: PosInt, k: float, param_bytes: float,
     measured.update({f"stage{s}_at_K": Measure(zero_reduction(K_ref, s, **kw), unit="×",
                                                note=f"K = {K_ref}") for s in (1, 2, 3)})
     modes = ["ddp", "zero1", f"fsdp:{K}"]
-    res = _run_states(modes, K, d, L, B, seed, device)
-    base = float(np.mean([_total(r["ddp"]) for r in res]))
+    res = run_states(modes, K, d, L, B, seed, device)
     ref = res[0]["ddp"]
     e, k_meas = ref["params"] / ref["Psi"], ref["optim"] / ref["Psi"]  # read off the tensors
-    meas_kw = dict(k=k_meas, param_bytes=e, grad_bytes=e)
-    for stage, mode in ((1, "zero1"), (3, f"fsdp:{K}")):
-        frac = _per_rank(res, lambda r, m=mode: _total(r[m]) / base)
-        pred = 1.0 / zero_reduction(K, stage, **meas_kw)
-        measured[f"stage{stage}_fraction"] = frac
-        measured[f"stage{stage}_vs_formula"] = Measure(
-            frac.value / pred, frac.lo / pred, frac.hi / pred,
-            note=f"measured fraction of DDP's bytes / formula's {pred:.4g} at K = {K}")
-    Ks = np.unique(np.round(np.logspace(0, 3, 31))).astype(int)
-    curve = Figure(
-        "ZeRO: memory reduction vs data-parallel degree", "ranks K", "memory reduction (×)",
-        [Series(f"stage {s}", Ks, [zero_reduction(x, s, **kw) for x in Ks]) for s in (1, 2, 3)]
-        + [Series(f"stage-{s} limit", [1, 1000], [measured[f"stage{s}_limit"].value] * 2,
-                  style="dashed") for s in (1, 2)],
-        xscale="log", yscale="log",
-        caption=f"k = {k:g} bytes of optimizer state, {param_bytes:g}-byte parameters and "
-                f"{grad_bytes:g}-byte gradients per parameter (mixed-precision Adam, ZeRO §3.1).")
+    measured.update(_zero_measured(res, K, dict(k=k_meas, param_bytes=e, grad_bytes=e)))
+    curve = _zero_curve(kw)
     return Evidence(
         measured=measured,
-        figures=[curve, _bytes_figure(res, modes, ["DDP", "DDP + ZeRO-1", "FSDP full shard"],
+        figures=[curve, bytes_figure(res, modes, ["DDP", "DDP + ZeRO-1", "FSDP full shard"],
                                       f"Model-state bytes per rank on {K} ranks (fp32 Adam)")],
         table=[{"K": int(x), **{f"stage{s}_reduction": round(zero_reduction(x, s, **kw), 3)
                                 for s in (1, 2, 3)}} for x in (1, 2, 4, 8, 16, 64, 256, 1024)],
@@ -277,7 +120,7 @@ def zero_stages(K_ref: PosInt, k: float, param_bytes: float,
                f"bytes of Adam state per parameter, Ψ = {ref['Psi']}.",
                "ZeRO stage 2 is checked by formula only: torch has no built-in strategy that keeps "
                "parameters replicated at rest while sharding gradients (FSDP's SHARD_GRAD_OP "
-               "re-shards parameters after each step).", _backend_note(device, K)],
+               "re-shards parameters after each step).", backend_note(device, K)],
         seeds=[seed],
     )
 
@@ -298,43 +141,17 @@ def predicted_wire(mode: str, K: int, Psi_b: float) -> float:
             + wire_bytes("all_reduce", Psi_b / F, K // F))
 
 
-def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
-                         B: PosInt, seed: int, device: str = "cpu") -> Evidence:
-    """Per-rank bytes and per-step communication at every sharding factor F dividing K, vs DDP.
+def _fsdp_table(r0: dict, modes: list[str], mem: dict, wire: dict, K: int, Psi_b: float) -> list[dict]:
+    return [{"mode": m, "F": m.split(":")[1] if m != "ddp" else "DDP", "bytes_per_rank": mem[m],
+             "all_gather_payload": payload(r0[m], "all_gather"),
+             "reduce_scatter_payload": payload(r0[m], "reduce_scatter"),
+             "all_reduce_payload": payload(r0[m], "all_reduce"), "bytes_sent": wire[m],
+             "bytes_sent_predicted": predicted_wire(m, K, Psi_b)} for m in modes]
 
-    ``reshard=False`` keeps gathered parameters from forward to backward (no second gather).
-    """
-    if K < 2:
-        raise ValueError(f"K must be at least 2 to shard anything (got {K})")
-    Fs = [F for F in range(1, K + 1) if K % F == 0]
-    suffix = "" if reshard else ":keep"
-    modes = ["ddp"] + [f"fsdp:{F}{suffix}" for F in Fs]
-    res = _run_states(modes, K, d, L, B, seed, device, timeout_s=240.0)
-    r0, m1, mK = res[0], modes[1], modes[-1]
-    Psi_b = r0["ddp"]["params"]  # Ψ × bytes per element
-    mem = {m: float(np.mean([_total(r[m]) for r in res])) for m in modes}
-    wire = {m: float(np.mean([_wire(r[m]) for r in res])) for m in modes}  # per rank
-    sharded = modes[2:]  # F > 1
-    measured = {
-        "mem_times_F": _per_rank(res, lambda r: np.mean([_total(r[m]) * F / mem[m1]
-                                                         for m, F in zip(sharded, Fs[1:])])),
-        "mem_replicated_vs_ddp": _per_rank(res, lambda r: _total(r[m1]) / mem["ddp"]),
-        "comm_full_vs_replicated": Measure(wire[mK] / wire[m1],
-                                           note="bytes sent per rank per step, F = K over F = 1"),
-        "comm_rise_per_factor": Measure(min(wire[b] / wire[a] for a, b in zip(modes[1:], sharded)),
-                                        note="smallest ratio of bytes sent between successive F"),
-        "comm_replicated_vs_ddp": Measure(wire[m1] / wire["ddp"]),
-        "comm_vs_algorithm": Measure(
-            max(abs(wire[m] / predicted_wire(m, K, Psi_b) - 1) for m in modes),
-            note="largest |measured / predicted − 1| over strategies"),
-    }
-    table = [{"mode": m, "F": m.split(":")[1] if m != "ddp" else "DDP", "bytes_per_rank": mem[m],
-              "all_gather_payload": _payload(r0[m], "all_gather"),
-              "reduce_scatter_payload": _payload(r0[m], "reduce_scatter"),
-              "all_reduce_payload": _payload(r0[m], "all_reduce"), "bytes_sent": wire[m],
-              "bytes_sent_predicted": predicted_wire(m, K, Psi_b)} for m in modes]
-    Fx = [float(F) for F in Fs]
-    fig = Figure(
+
+def _fsdp_figure(modes: list[str], Fs: list[int], mem: dict, wire: dict, K: int, Psi_b: float) -> Figure:
+    Fx, m1 = [float(F) for F in Fs], modes[1]
+    return Figure(
         f"FSDP sharding factor on {K} ranks: memory against communication", "sharding factor F",
         "relative to F = 1 (replication)", [
             Series("bytes held per rank", Fx, [mem[m] / mem[m1] for m in modes[1:]]),
@@ -347,6 +164,40 @@ def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
         xscale="log", yscale="log",
         caption="Bytes held are counted on the tensors. Payloads are recorded at each collective "
                 "call; bytes sent are computed from them for ring algorithms.")
+
+
+def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
+                         B: PosInt, seed: int, device: str = "cpu") -> Evidence:
+    """Per-rank bytes and per-step communication at every sharding factor F dividing K, vs DDP.
+
+    ``reshard=False`` keeps gathered parameters from forward to backward (no second gather).
+    """
+    if K < 2:
+        raise ValueError(f"K must be at least 2 to shard anything (got {K})")
+    Fs = [F for F in range(1, K + 1) if K % F == 0]
+    suffix = "" if reshard else ":keep"
+    modes = ["ddp"] + [f"fsdp:{F}{suffix}" for F in Fs]
+    res = run_states(modes, K, d, L, B, seed, device, timeout_s=240.0)
+    r0, m1, mK = res[0], modes[1], modes[-1]
+    Psi_b = r0["ddp"]["params"]  # Ψ × bytes per element
+    mem = {m: float(np.mean([total_bytes(r[m]) for r in res])) for m in modes}
+    wire = {m: float(np.mean([wire_sent(r[m]) for r in res])) for m in modes}  # per rank
+    sharded = modes[2:]  # F > 1
+    measured = {
+        "mem_times_F": per_rank(res, lambda r: np.mean([total_bytes(r[m]) * F / mem[m1]
+                                                         for m, F in zip(sharded, Fs[1:])])),
+        "mem_replicated_vs_ddp": per_rank(res, lambda r: total_bytes(r[m1]) / mem["ddp"]),
+        "comm_full_vs_replicated": Measure(wire[mK] / wire[m1],
+                                           note="bytes sent per rank per step, F = K over F = 1"),
+        "comm_rise_per_factor": Measure(min(wire[b] / wire[a] for a, b in zip(modes[1:], sharded)),
+                                        note="smallest ratio of bytes sent between successive F"),
+        "comm_replicated_vs_ddp": Measure(wire[m1] / wire["ddp"]),
+        "comm_vs_algorithm": Measure(
+            max(abs(wire[m] / predicted_wire(m, K, Psi_b) - 1) for m in modes),
+            note="largest |measured / predicted − 1| over strategies"),
+    }
+    table = _fsdp_table(r0, modes, mem, wire, K, Psi_b)
+    fig = _fsdp_figure(modes, Fs, mem, wire, K, Psi_b)
     return Evidence(measured=measured, figures=[fig], table=table, seeds=[seed], notes=[
         f"Ψ × 4 bytes = {Psi_b}. F = 1 is FSDP2 on a ({K}, 1) mesh (pure replication), "
         f"1 < F < {K} hybrid sharding on a ({K}/F, F) mesh, F = {K} full sharding; "
@@ -355,212 +206,4 @@ def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt,
         "Measured: bytes held, and the payload and group of every collective (FSDP's through "
         "torch.distributed, DDP's through a comm hook). Computed: the bytes a ring algorithm "
         "sends for those payloads; the backend's actual algorithm may differ.",
-        _backend_note(device, K)])
-
-
-# --- checksum-fault ---------------------------------------------------------------------------
-
-
-def plan_faults(seeds: list[int], bits: list[int], K: int, T: int, L: int, d: int,
-                sites: tuple[str, ...] = ("param",)) -> list[dict]:
-    """Per seed: a clean run, then per site and bit position a run with one flipped bit at a
-    random (rank, step, layer, element) drawn from a generator seeded by the seed."""
-    trials: list[dict] = []
-    for s in seeds:
-        rng = np.random.default_rng(s)
-        trials.append({"seed": s, "fault": None})
-        for site in sites:
-            for b in bits:
-                fault = {"site": site, "rank": int(rng.integers(K)),
-                         "step": int(rng.integers(1, T - 1)), "layer": int(rng.integers(L)),
-                         "index": int(rng.integers(d * d)), "bit": int(b)}
-                trials.append({"seed": s, "fault": fault})
-    return trials
-
-
-def _flip_bit(t, index: int, bit: int) -> None:
-    """Silent data corruption: XOR one bit of one fp32 element in place."""
-    import torch
-
-    mask = (1 << bit) if bit < 31 else -(1 << 31)  # bit 31 (sign) as an int32 pattern
-    with torch.no_grad():
-        words = t.view(-1).view(torch.int32)
-        words[index] = torch.bitwise_xor(words[index], torch.tensor(mask, dtype=torch.int32,
-                                                                      device=t.device))
-
-
-def _checksums(model, exact: bool):
-    """One checksum per layer: the int64 sum of its fp32 bit patterns (a single flip of bit b
-    moves it by ±2^b, never 0), or, lossy, the float32 sum of its values."""
-    import torch
-
-    if exact:
-        return torch.stack([p.detach().reshape(-1).view(torch.int32).to(torch.int64).sum()
-                            for p in model.parameters()])
-    return torch.stack([p.detach().sum().float().view(torch.int32).to(torch.int64)
-                        for p in model.parameters()])
-
-
-def _average_grads(model, K: int) -> None:
-    """Data parallelism's synchronisation: average gradients over the replicas with one
-    all-reduce (DDP's algorithm, Li et al. 2020 §3.2.1, without buckets or overlap)."""
-    import torch
-    import torch.distributed as dist
-
-    grads = [p.grad for p in model.parameters()]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= K
-    i = 0
-    for g in grads:
-        g.copy_(flat[i:i + g.numel()].view_as(g))
-        i += g.numel()
-
-
-def _checksum_rank(ctx: RankCtx, trials: list[dict], T: int, d: int, L: int, B: int,
-                   lr: float, exact: bool) -> list[dict] | None:
-    """Train data-parallel replicas in lockstep; all-gather their layer checksums every step."""
-    import torch
-    import torch.distributed as dist
-
-    out = []
-    for tr in trials:
-        model = _mlp(d, L, tr["seed"]).to(ctx.device)  # same seed on every rank: identical replicas
-        params, f = list(model.parameters()), tr["fault"]
-        table = torch.empty(T, ctx.world, L, dtype=torch.int64, device=ctx.device)
-        losses = torch.empty(T, device=ctx.device)
-        for t in range(T):
-            hit = f is not None and f["step"] == t and f["rank"] == ctx.rank
-            x, y = _batch(d, B, 7919 * tr["seed"] + t, ctx.rank, ctx.device)
-            model.zero_grad()
-            loss = (model(x) - y).pow(2).mean()
-            loss.backward()
-            if hit and f["site"] == "grad":  # corrupt the local gradient before the all-reduce
-                _flip_bit(params[f["layer"]].grad, f["index"], f["bit"])
-            _average_grads(model, ctx.world)
-            with torch.no_grad():  # plain SGD by hand: torch.optim's import costs ~1.3 s a rank
-                for p in params:
-                    p -= lr * p.grad
-            if hit and f["site"] == "param":  # corrupt this replica's updated weights
-                _flip_bit(params[f["layer"]].data, f["index"], f["bit"])
-            dist.all_gather_into_tensor(table[t].view(-1), _checksums(model, exact))
-            losses[t] = loss.detach()
-        dist.all_reduce(losses)
-        out.append({"sums": table.cpu().numpy(), "loss": (losses / ctx.world).cpu().numpy()})
-    return out if ctx.rank == 0 else None
-
-
-def analyse_checksums(sums: np.ndarray, fault: dict | None) -> dict[str, Any]:
-    """Read one run's (T, K, L) table of layer checksums as a monitor would, step by step.
-
-    Detected: replicas first disagree at the fault's step. Localised: only the faulty layer
-    disagrees. Identified: a strict majority agrees and the faulty rank alone is outside it,
-    which needs K ≥ 3 (two replicas that disagree cannot say which one is wrong).
-    """
-    T, K, L = sums.shape
-    split = np.array([[len(set(sums[t, :, l].tolist())) > 1 for l in range(L)] for t in range(T)])
-    bad = np.flatnonzero(split.any(axis=1))
-    first = int(bad[0]) if bad.size else None
-    horizon = T if fault is None else fault["step"]  # the steps where replicas must agree
-    out = {"first": first, "false_alarms": int(split[:horizon].sum()), "checks": horizon * L}
-    if fault is None:
-        return out
-    layers = set(np.flatnonzero(split[first]).tolist()) if first is not None else set()
-    odd: set[int] = set()
-    for l in layers:
-        vals, counts = np.unique(sums[first, :, l], return_counts=True)
-        if counts.max() * 2 <= K:  # no strict majority: nobody can be named
-            odd = {-1}
-            break
-        odd |= set(np.flatnonzero(sums[first, :, l] != vals[counts.argmax()]).tolist())
-    return {**out, "detected": first == fault["step"], "localised": layers == {fault["layer"]},
-            "identified": odd == {fault["rank"]}}
-
-
-def _loss_change(loss: np.ndarray, clean: np.ndarray, step: int) -> float:
-    """Largest relative deviation of the mean loss from the clean run's after the fault step."""
-    after = slice(step + 1, None)
-    if not np.all(np.isfinite(loss[after])):
-        return float("inf")
-    return float((np.abs(loss[after] - clean[after]) / np.abs(clean[after])).max())
-
-
-def checksum_fault(seeds: Seeds, bits: list[int],
-                   K: PosInt, T: PosInt, d: PosInt, L: PosInt, B: PosInt,
-                   lr: Pos, checksum: Literal["exact", "float32"],
-                   grad_faults: bool, device: str = "cpu") -> Evidence:
-    """Flip one bit of one parameter on one of K data-parallel replicas mid-run: do per-step
-    checksums, all-gathered across replicas, catch it at that step, in that layer, on that rank?
-
-    ``grad_faults`` adds runs whose bit flips hit a local gradient before the all-reduce.
-    """
-    if T < 3:
-        raise ValueError(f"T must be at least 3 so that a fault falls inside the run (got {T})")
-    if any(not 0 <= b <= 31 for b in bits):
-        raise ValueError(f"bits must lie in 0..31 for fp32 (got {bits})")
-    sites = ("param", "grad") if grad_faults else ("param",)
-    trials = plan_faults(list(seeds), list(bits), K, T, L, d, sites)
-    res = run_ranks(_checksum_rank, world=K, device=device, timeout_s=300.0, trials=trials, T=T,
-                    d=d, L=L, B=B, lr=lr, exact=checksum == "exact")[0]
-    clean = {tr["seed"]: r["loss"] for tr, r in zip(trials, res) if tr["fault"] is None}
-    rows = []
-    for tr, r in zip(trials, res):
-        f = tr["fault"]
-        row = {"seed": tr["seed"], **(f or {}), **analyse_checksums(r["sums"], f)}
-        if f is not None:
-            row["loss_change"] = _loss_change(r["loss"], clean[tr["seed"]], f["step"])
-        rows.append(row)
-    faults = [r for r in rows if r.get("site") == "param"]
-    grad_rows = [r for r in rows if r.get("site") == "grad"]
-    n_checks = sum(r["checks"] for r in rows)
-    measured = {
-        "detection_rate": _rate(faults, "detected", "faults caught at the step they happened"),
-        "layer_localised_rate": _rate(faults, "localised", "only the corrupted layer disagreed"),
-        "rank_identified_rate": _rate(faults, "identified", f"majority vote over K = {K} replicas"),
-        "false_alarm_rate": Measure(sum(r["false_alarms"] for r in rows) / n_checks, n=n_checks,
-                                    note="layer comparisons that disagreed with no fault present"),
-        "loss_visible_rate": Measure(float(np.mean([r["loss_change"] > 0.01 for r in faults])),
-                                     n=len(faults), note="faults that moved the mean loss by > 1%"),
-    }
-    if grad_rows:
-        measured["grad_fault_detection_rate"] = Measure(
-            float(np.mean([r["first"] is not None for r in grad_rows])), n=len(grad_rows),
-            note="gradient bit flips before the all-reduce that any checksum mismatch revealed")
-    return Evidence(
-        measured=measured, figures=[_fault_figure(faults, grad_rows)], seeds=list(seeds),
-        table=[{k: r.get(k) for k in ("seed", "site", "bit", "rank", "step", "layer", "first",
-                                      "detected", "localised", "identified", "loss_change")}
-               for r in rows if r.get("site")],
-        notes=[f"{K} data-parallel replicas of an MLP ({L} layers of {d}×{d}), SGD lr {lr}, {T} "
-               f"steps per run; {len(faults)} parameter faults and {len(seeds)} clean runs. "
-               "Checksum: " + ("int64 sum of each layer's fp32 bit patterns."
-                               if checksum == "exact" else "float32 sum of each layer's values."),
-               "Data parallelism never re-synchronises parameters after the start, so a flipped "
-               "weight bit persists and the checksums keep disagreeing at every later step.",
-               _backend_note(device, K)])
-
-
-def _rate(rows: list[dict], key: str, note: str) -> Measure:
-    return Measure(float(np.mean([r[key] for r in rows])), n=len(rows), note=note)
-
-
-def _fault_figure(faults: list[dict], grad_rows: list[dict]) -> Figure:
-    def shown(rows):  # clipped for a log axis; 1e6 marks a non-finite loss
-        return [min(max(r["loss_change"], 1e-12), 1e6) for r in rows]
-
-    series = [Series("weight faults: loss change", [r["bit"] for r in faults], shown(faults),
-                     style="points")]
-    if grad_rows:
-        series.append(Series("gradient faults: loss change", [r["bit"] for r in grad_rows],
-                             shown(grad_rows), style="points"))
-    series.append(Series("a 1% loss alarm", [0, 31], [0.01, 0.01], style="dashed"))
-    return Figure(
-        "One flipped bit: what the loss shows and what the checksums show",
-        "bit flipped (0 lowest mantissa bit, 23–30 exponent, 31 sign)",
-        "largest relative change of the mean loss after the fault",
-        series, yscale="log",
-        caption=f"Checksums caught {sum(r['detected'] for r in faults)} of {len(faults)} weight "
-                "faults at the step they happened"
-                + (f" and {sum(r['first'] is not None for r in grad_rows)} of {len(grad_rows)} "
-                   "gradient faults" if grad_rows else "")
-                + ". Loss changes are clipped to [1e-12, 1e6]; 1e6 marks a non-finite loss.")
+        backend_note(device, K)])

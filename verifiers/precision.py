@@ -9,9 +9,6 @@ p = 11, emax = 15; binary32: p = 24, emax = 127); bfloat16 keeps binary32's 8 ex
 from __future__ import annotations
 
 import math
-import platform
-import time
-from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from statistics import median
@@ -22,12 +19,11 @@ import torch
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import Pos, PosInt
 
-from .memory import GB
+from verifiers.lab.measure import _sync, clock, device_name, one_thread
 
 __all__ = [
     "DTYPES", "format_bits", "correct_decimals", "decimals_shown", "max_exact_integer",
-    "absmax_quantize", "absmax_dequantize", "fp16_format", "bf16_format", "int8_quantization",
-    "bf16_matmul_speed", "device_name", "clock", "one_thread",
+    "fp16_format", "bf16_format", "bf16_matmul_speed",
 ]
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -142,146 +138,7 @@ def bf16_format(dtype: FloatName, reference: FloatName) -> Evidence:
     )
 
 
-# --- int8 ---------------------------------------------------------------------------------
-
-ROUNDING = {"nearest": torch.round, "floor": torch.floor}
-Rounding = Literal["nearest", "floor"]
-
-
-def absmax_quantize(x: torch.Tensor, rounding: Rounding = "nearest") -> tuple[torch.Tensor, torch.Tensor]:
-    """x ↦ round(127·x / max|x|) as int8, and the step Δ = max|x|/127 (Dettmers et al. 2022 §2.1)."""
-    absmax = x.abs().max().clamp_min(torch.finfo(x.dtype).tiny)
-    step = absmax / 127
-    q = ROUNDING[rounding](x * (127 / absmax)).clamp(-127, 127).to(torch.int8)
-    return q, step
-
-
-def absmax_dequantize(q: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-    return q.to(step.dtype) * step
-
-
-def _error_over_half_step(x: torch.Tensor, rounding: Rounding) -> float:
-    """max |x − dq(q(x))| / (Δ/2), measured in float64 on an fp32 round trip."""
-    q, step = absmax_quantize(x, rounding)
-    err = (x.double() - absmax_dequantize(q, step).double()).abs().max()
-    return float(err / (step.double() / 2))
-
-
-def _samples(kind: str, n: int, g: torch.Generator) -> torch.Tensor:
-    if kind == "normal":
-        return torch.randn(n, generator=g)
-    if kind == "uniform":
-        return torch.rand(n, generator=g) * 2 - 1
-    if kind == "heavy":  # Student-t with 2 degrees of freedom: occasional large values
-        z = torch.randn(n, generator=g)
-        chi = torch.randn(n, 2, generator=g).pow(2).sum(1)
-        return z / (chi / 2).sqrt()
-    x = torch.randn(n, generator=g) * 0.02  # "outlier": weights with one feature 60× larger
-    x[0] = 60 * 0.02 * (1 + torch.rand(1, generator=g))
-    return x
-
-
-def _pi_in(x: torch.Tensor) -> dict[str, float]:
-    """Put π last in x, quantise the whole tensor, and read π back."""
-    x = x.clone()
-    x[-1] = math.pi
-    q, step = absmax_quantize(x)
-    back = float(absmax_dequantize(q, step)[-1])
-    return {"code": int(q[-1]), "back": back, "abs_error": abs(back - math.pi), "step": float(step)}
-
-
-def int8_quantization(N: PosInt, numel: PosInt, trials: PosInt,
-                      outlier: Pos, seed: int, rounding: Rounding) -> Evidence:
-    """int8 range and bytes, absmax round-trip error against Δ/2, and what becomes of π."""
-    ii = torch.iinfo(torch.int8)
-    g = torch.Generator().manual_seed(seed)
-    kinds = ("normal", "uniform", "heavy", "outlier")
-    ratios = {k: max(_error_over_half_step(_samples(k, numel, g), rounding) for _ in range(trials))
-              for k in kinds}
-    gauss = torch.randn(numel, generator=g)
-    q, step = absmax_quantize(gauss)
-    rel_rms = float((gauss - absmax_dequantize(q, step)).norm() / gauss.norm())
-    size = torch.empty(0, dtype=torch.int8).element_size()
-    spiked = gauss.clone()
-    spiked[0] = outlier
-    alone, in_gauss, in_spiked = _pi_in(torch.zeros(1)), _pi_in(gauss), _pi_in(spiked)
-    pi_cast = int(torch.tensor(math.pi).to(torch.int8))   # no scale: C-style truncation
-    m = {
-        "int8_min": Measure(ii.min), "int8_max": Measure(ii.max),
-        "bytes_per_value": Measure(size, unit="B"),
-        "weights_gb": Measure(N * size / GB, unit="GB", note=f"{N:.3g} int8 parameters"),
-        "error_over_half_step": Measure(max(ratios.values()),
-                                        note=f"max over {trials} tensors × {len(kinds)} distributions"),
-        "rel_rms_error_gaussian": Measure(rel_rms, note="RMS error / RMS value, N(0,1) tensor"),
-        "pi_cast_int8": Measure(pi_cast, note="π cast to int8 with no scale"),
-        "pi_absmax_alone_abs_error": Measure(alone["abs_error"]),
-        "pi_absmax_in_gaussian_abs_error": Measure(in_gauss["abs_error"]),
-        "pi_absmax_with_outlier_abs_error": Measure(in_spiked["abs_error"]),
-    }
-    rows = [("cast, no scale", {"code": pi_cast, "back": float(pi_cast), "step": 1.0}),
-            ("absmax, π alone", alone), (f"absmax, among {numel} N(0,1) values", in_gauss),
-            (f"absmax, same values plus one of {outlier:g}", in_spiked)]
-    table = [{"π quantised": k, "int8 code": r["code"], "π back": r["back"], "step Δ": r["step"]}
-             for k, r in rows]
-    table += [{"distribution": k, "max error / (Δ/2)": round(r, 6)} for k, r in ratios.items()]
-    return Evidence(
-        measured=m, table=table, seeds=[seed],
-        notes=["Cast with no scale, π becomes 3 (rounding and truncation agree; no standard "
-               "rounding gives 2). With its absmax scale, π alone comes back unchanged (code 127); "
-               f"among N(0,1) values it comes back as {in_gauss['back']:.4f} (code "
-               f"{in_gauss['code']}), and with one value of {outlier:g} in the tensor as "
-               f"{in_spiked['back']:.4f} (code {in_spiked['code']}): the step grows with the "
-               "tensor's largest magnitude, so a single outlier costs every other value precision."],
-    )
-
-
 # --- bf16 matmul throughput ---------------------------------------------------------------
-
-def device_name(device: str) -> str:
-    """The accelerator's or CPU's name; for a CPU also torch's capability level and whether its
-    flags advertise bf16 instructions (avx512_bf16, amx_bf16)."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"}) or ["none found"]
-    return (f"{name} ({torch.backends.cpu.get_cpu_capability()}, bf16 instructions: "
-            f"{', '.join(bf16)}, {torch.get_num_threads()} thread(s))")
-
-
-def clock(device: str):
-    """The clock to time work on `device` with: on CPU the process's CPU time, which other
-    processes on a shared machine do not stretch (verifiers run single-threaded, so it is the
-    compute time); on an accelerator the wall clock, read after a synchronize."""
-    return time.process_time if device == "cpu" else time.perf_counter
-
-
-@contextmanager
-def one_thread(device: str):
-    """Time CPU work on one thread: CPU time then equals compute time, unaffected by other
-    processes and by idle worker threads spinning; accelerators are left alone."""
-    n = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
 
 def _seconds(a: torch.Tensor, b: torch.Tensor, calls: int, device: str, best_of: int = 1) -> float:
     """Seconds per product: the best of `best_of` timings of `calls` products each (the best

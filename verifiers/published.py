@@ -20,6 +20,8 @@ __all__ = ["perturbed", "wilson", "bootstrap_median", "emergence_scales", "u_sha
            "curation_yields", "ring_bytes_per_gpu", "fsdp_scaling"]
 
 Rows = list[dict[str, Any]]
+# Nothing is re-sampled here: the published points are the data, so intervals are over them.
+FIXED = {"data_draws": 1, "seeds": 0, "reason": "one fixed published table; intervals, where any, are over its points"}
 
 
 def perturbed(rows: Rows, perturb: list[dict[str, Any]]) -> Rows:
@@ -91,7 +93,8 @@ def emergence_scales(tables: dict[str, Rows], table: str, threshold: Pos, near: 
                  yscale="log", caption=_provenance_note(rows))
     table_rows = [{"ability": rows[i]["ability"], "params": rows[i]["params"], "model": rows[i]["model"],
                    "locator": rows[i]["locator"]} for i in order]
-    return Evidence(measured, figures=[fig], table=table_rows, notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=[fig], table=table_rows, notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- U-shaped scaling (Wei et al. 2022b)
@@ -113,7 +116,8 @@ def u_shaped_counts(tables: dict[str, Rows], table: str, version: str,
                                 note="share no longer inverse at the largest size (Wilson 95%)"),
         "still_inverse_tasks": Measure(by.get("inverse", 0), n=n),
     }
-    return Evidence(measured, table=[{**r} for r in rows], notes=[_provenance_note(rows)])
+    return Evidence(measured, table=[dict(r) for r in rows], notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- curation yield
@@ -137,7 +141,8 @@ def curation_yields(tables: dict[str, Rows], low: Frac, high: Frac,
                   Series(f"claimed band {low:g}–{high:g}", [1, len(out)], [low, low], style="dashed"),
                   Series("", [1, len(out)], [high, high], style="dashed")], yscale="log",
                  caption=_provenance_note(rows))
-    return Evidence(measured, figures=[fig], table=out, notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=[fig], table=out, notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- FSDP scaling (Zhao et al. 2023)
@@ -172,7 +177,8 @@ def fsdp_scaling(tables: dict[str, Rows], table: str, P_small: PosInt, P_large: 
                    [Series("TFLOPS per GPU (published)", Ps, [tf[P] / tf[Ps[0]] for P in Ps], style="points"),
                     Series("ring bytes per GPU (closed form)", Ps, [v / vol[0] for v in vol], style="dashed")],
                    xscale="log", caption=_provenance_note(rows))]
-    return Evidence(measured, figures=figs, table=[dict(r) for r in rows], notes=[_provenance_note(rows)])
+    return Evidence(measured, figures=figs, table=[dict(r) for r in rows], notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- code in pre-training (ablations)
@@ -192,7 +198,8 @@ def code_ablation_gains(tables: dict[str, Rows], table: str, perturb: list[dict[
         "code_share_of_reasoning": Measure(g["nl-reasoning"] / (1 + g["nl-reasoning"]),
                                            note="share of the with-code reasoning score that disappears without code"),
     }
-    return Evidence(measured, table=[dict(r) for r in rows], notes=[_provenance_note(rows)])
+    return Evidence(measured, table=[dict(r) for r in rows], notes=[_provenance_note(rows)],
+                    replication=FIXED)
 
 
 # ---------------------------------------------------------------- toxicity filters (Longpre et al. 2023)
@@ -229,4 +236,33 @@ def toxicity_filter_gains(tables: dict[str, Rows], table: str, comparator: Pos, 
                   Series(f"standard T={comparator:g}", range(len(shared)), [std[k] for k in shared], style="points")],
                  caption=", ".join(f"{i}: {k}" for i, k in enumerate(shared)) + ". " + _provenance_note(rows))
     return Evidence(measured, figures=[fig], table=[{"domain": k, "inverse": inv[k], "standard": std[k]}
-                                                    for k in shared], notes=[_provenance_note(rows)])
+                                                    for k in shared], notes=[_provenance_note(rows)], replication=FIXED)
+
+
+# ---------------------------------------------------------------- benchmarks vs human preference
+
+def rank_agreement(tables: dict[str, Rows], table: str, benchmark: str, human: str, draws: PosInt,
+                   seed: int, perturb: list[dict[str, Any]]) -> Evidence:
+    """Spearman rank correlation between a benchmark and a human-preference rating over the
+    published models (percentile bootstrap over models), and the share of model pairs they order
+    differently (Kendall's discordant pairs)."""
+    from scipy.stats import kendalltau, rankdata, spearmanr
+
+    rows = perturbed(_table(tables, table), perturb)
+    x = np.array([r[benchmark] for r in rows], dtype=float)
+    y = np.array([r[human] for r in rows], dtype=float)
+    i = np.random.default_rng(seed).integers(0, len(x), size=(draws, len(x)))
+    rx, ry = rankdata(x[i], axis=1), rankdata(y[i], axis=1)  # Spearman = Pearson of the ranks
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    boot = (rx * ry).sum(1)[den > 0] / den[den > 0]  # a draw of one repeated model has no ranking
+    rho = float(spearmanr(x, y).statistic)
+    tau = float(kendalltau(x, y).statistic)
+    measured = {
+        "spearman": Measure(rho, *np.percentile(boot, [2.5, 97.5]), n=len(x),
+                            note=f"{benchmark} vs {human} over {len(x)} models (bootstrap over models, 95%)"),
+        "discordant_share": Measure((1 - tau) / 2, note="share of model pairs the two order differently"),
+    }
+    fig = Figure(f"{benchmark} against {human}", benchmark, human,
+                 [Series("published models", x, y, style="points")], caption=_provenance_note(rows))
+    return Evidence(measured, figures=[fig], notes=[_provenance_note(rows)], replication=FIXED)

@@ -10,7 +10,7 @@ import numpy as np
 
 from principia.evidence import Evidence, Figure, Measure, Series
 from principia.formulas import (
-    FITS, HOFFMANN_TABLE3, KAPLAN, chinchilla_exponents, chinchilla_optimum, kaplan_allocation_exponents,
+    FITS, HOFFMANN_TABLE3, chinchilla_exponents, chinchilla_optimum, kaplan_allocation_exponents,
     kaplan_alpha_C_min, kaplan_loss_C, kaplan_loss_D, kaplan_loss_N,
 )
 from principia.types import Pos, PosInt

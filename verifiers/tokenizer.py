@@ -83,21 +83,20 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
                     notes=[f"Gains per doubling: {', '.join(f'{g:.4f}' for g in gains)} tokens/byte."])
 
 
+def _split_row(train: bytes, test: bytes, V: int, split: str) -> dict:
+    """What BPE learns under one pre-tokenisation: mixed entries, word variants, compression."""
+    tok = libbpe.train(train, V, split)
+    learned, vocab = tok.learnt(), set(tok.vocab.values())
+    return {"mixed": sum(is_mixed(t) for t in learned), "variants": sum(is_word_variant(t, vocab) for t in learned),
+            "learned": len(learned), "tpb": tok.tokens_per_byte(test),
+            "examples": [t.decode("latin-1") for t in learned if is_word_variant(t, vocab)][:12]}
+
+
 def bpe_category_split(n_train: PosInt, n_test: PosInt,
                        V: PosInt) -> Evidence:
     """Vocab entries mixing letters and punctuation, and held-out compression, with/without the split."""
     train, test = _corpus(n_train, n_test)
-    rows = {}
-    for split in ("category", "whitespace"):
-        tok = libbpe.train(train, V, split)
-        learned, vocab = tok.learnt(), set(tok.vocab.values())
-        rows[split] = {
-            "mixed": sum(is_mixed(t) for t in learned),
-            "variants": sum(is_word_variant(t, vocab) for t in learned),
-            "learned": len(learned),
-            "tpb": tok.tokens_per_byte(test),
-            "examples": [t.decode("latin-1") for t in learned if is_word_variant(t, vocab)][:12],
-        }
+    rows = {split: _split_row(train, test, V, split) for split in ("category", "whitespace")}
     cat, ws = rows["category"], rows["whitespace"]
     measured = {
         "mixed_share_split": Measure(cat["mixed"] / cat["learned"],

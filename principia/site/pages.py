@@ -195,6 +195,17 @@ def dashboard_page(data: SiteData) -> str:
     return "\n".join(lines)
 
 
+def _source_errata(data: SiteData) -> list[str]:
+    """Slips in the seed documents that no measurement shows (claims/_sections.yaml, 'errata')."""
+    seeds = data.kb.catalogue.seeds if data.kb.catalogue else {}
+    rows = [[html_text(doc.title), html_text(e.place), html_text(e.says), html_text(e.finding)]
+            for doc in seeds.values() for e in doc.errata]
+    if not rows:
+        return []
+    return (["## In the source documents", ""] +
+            H.block(H.table(["Source", "Where", "The source says", "Finding"], rows), search=False))
+
+
 def errata_page(data: SiteData) -> str:
     """Refuted checks where the source states a value, then every refuted claim."""
     page = "errata.md"
@@ -214,6 +225,7 @@ def errata_page(data: SiteData) -> str:
         lines += H.block(H.table(["Claim", "The source says", "Measured", "Rule", "Tier"], rows), search=False)
     else:
         lines += ["None so far.", ""]
+    lines += _source_errata(data)
     lines += ["## Refuted claims", ""]
     refuted = [f"{H.claim_a(page, v.id, v.claim.title)} — {html_math(plain_reason(v))}"
                for v in data.views.values() if v.verdict == "refuted"]

@@ -38,7 +38,7 @@ def _one(table: Table, page: str) -> str:
     name = table.key.replace("/", "-") + ".csv"
     csv = (f'<a download="{html_text(name)}" href="data:text/csv;charset=utf-8,{quote(table.csv_text)}">'
            f"{html_text(name)}</a>")
-    status = (f"{table.unconfirmed} of {len(table.rows)} values not confirmed against the paper's text"
+    status = (f"{table.unconfirmed} of {len(table.rows)} rows not confirmed against the paper's text"
               if table.unconfirmed else f"all {len(table.rows)} rows confirmed against the paper's text")
     return (f"<h3>{html_text(m.title)}</h3><p>From {ref}, {html_text(m.locator)}; {read}; {status}. "
             f"Download: {csv} (<code>data/{html_text(table.key)}.csv</code>).</p>"

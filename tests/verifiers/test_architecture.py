@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from verifiers import architecture
 from verifiers.architecture import (
-    FusedParallelBlock, count_flops, kaplan_forward_flops, kaplan_N,
+    FusedParallelBlock, kaplan_forward_flops, kaplan_N,
 )
 from verifiers.lab.gpt import GPT, Block, GPTConfig
+from verifiers.lab.measure import count_flops
 from tests.verifiers.claims import params
 
 fast = settings(max_examples=10, deadline=None)

@@ -123,3 +123,17 @@ def test_layout_chooses_the_best_finite_grid_value_per_arm_and_replicate():
     assert chosen.tolist() == [[2, 3], [7, 9]]
     ev = lay.evidence("lr", chosen, ["small", "large"])
     assert ev["chosen"] == {"small": [0.1, 1e-3], "large": [1e-2, 1e-3]}
+
+
+def test_module_stack_trains_a_tied_gpt_as_torch_adamw_does():
+    """A module wrapped as a one-member stack keeps its tied head and follows torch's AdamW."""
+    from verifiers.lab.stacks import ModuleStack
+    cfg = GPTConfig(vocab_size=16, n_ctx=12, n_layer=1, d_model=16, n_head=4)
+    data = _data(4, 0)
+    torch.manual_seed(0)
+    stack = ModuleStack(GPT(cfg), "cpu")
+    assert stack.module.head.weight is stack.module.wte.weight
+    tr = train(stack, BatchedAdamW(stack, (0.9, 0.95)), _batch([data]), lr_table([1e-2], [4], "cosine"),
+               [4], [0.1])
+    torch.manual_seed(0)
+    assert tr.array("loss")[:, 0] == pytest.approx(_alone(GPT(cfg), data, 1e-2, 4, 0.1), abs=1e-5)

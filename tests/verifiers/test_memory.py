@@ -6,8 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifiers import memory
-from verifiers.memory import adafactor_formula_bytes, state_bytes, tensor_bytes
+from verifiers import inference, memory, regularisation
+from verifiers.lab.measure import state_bytes, tensor_bytes
+from verifiers.memory import adafactor_formula_bytes
 from tests.verifiers.claims import params
 
 fast = settings(max_examples=40, deadline=None)
@@ -82,7 +83,7 @@ def test_adafactor_state_is_a_small_fraction_of_adam():
 @pytest.mark.parametrize("h,g", [(8, 1), (8, 2), (4, 4), (12, 3)])
 def test_kv_cache_shrinks_by_heads_over_groups(h, g):
     """The K/V cache of h query heads with g K/V heads is g/h of multi-head attention's."""
-    m = memory.kv_cache_bytes(**params("multi-query-attention", n_head=h, gqa_groups=g, n_layer=1, d_model=16 * h, n_ctx=8)).measured
+    m = inference.kv_cache_bytes(**params("multi-query-attention", n_head=h, gqa_groups=g, n_layer=1, d_model=16 * h, n_ctx=8)).measured
     assert m["mha_over_mqa"].value == h
     assert m["mha_over_gqa"].value == h / g
     assert m["formula_mismatch_bytes"].value == 0
@@ -90,7 +91,7 @@ def test_kv_cache_shrinks_by_heads_over_groups(h, g):
 
 @pytest.fixture(scope="module")
 def decay():
-    return memory.weight_decay_vs_l2(**params("weight-decay", steps=3, n_layer=1, d_model=16)).measured
+    return regularisation.weight_decay_vs_l2(**params("weight-decay", steps=3, n_layer=1, d_model=16)).measured
 
 
 def test_sgd_l2_and_decoupled_decay_coincide(decay):

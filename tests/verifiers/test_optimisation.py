@@ -11,24 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiers import optimisation as opt
+from verifiers import schedules as sched
 from verifiers.lab.data import MarkovSource
-from verifiers.lab.ngram import (NGramMLP, Optimiser, PairSampler, StackedMLP, per_model_loss,
-                                 population_loss, weighted_loss)
+from verifiers.lab.batched import BatchedAdamW, member_ce
+from verifiers.lab.pairs import PairSampler, all_contexts, population_loss, weighted_ce
+from verifiers.lab.stacks import ClassifierStack, NGramStack
 from verifiers.lab.noise import (best_lr, best_value, fit_critical_batch, noise_scale,
                                  scaling_efficiency, steps_to_target, top_eigenvalue)
 from verifiers.lab.train import lr_at
 
 fast = settings(max_examples=40, deadline=None)
 pos = st.floats(min_value=1e-3, max_value=1e3)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @fast
@@ -105,63 +98,73 @@ def test_top_eigenvalue_of_stacked_quadratics():
     assert lam.tolist() == pytest.approx([5.0, 3.0], rel=1e-3)
 
 
+def _one(p0: torch.Tensor) -> ClassifierStack:
+    """A one-member stack whose only parameter starts at p0 (1, ...)."""
+    st = ClassifierStack([1, 1], [0], "cpu")
+    st.shapes, st.offsets = {"w": tuple(p0.shape[1:])}, {"w": 0}
+    st._bind(p0.reshape(1, -1).clone())
+    return st
+
+
 def test_adam_matches_torch():
-    """The stacked Adam gives torch.optim.Adam's weights after a few steps."""
+    """The batched AdamW with no decay gives torch.optim.Adam's weights after a few steps."""
     p0 = torch.randn(1, 4, 3)
-    mine, ref = p0.clone().requires_grad_(), p0.clone().requires_grad_()
-    ours, theirs = Optimiser([mine], betas=(0.9, 0.95)), torch.optim.Adam([ref], 0.01, (0.9, 0.95))
+    st, ref = _one(p0), p0.clone().requires_grad_()
+    ours, theirs = BatchedAdamW(st, (0.9, 0.95)), torch.optim.Adam([ref], 0.01, (0.9, 0.95))
     for t in range(4):
         g = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(t))
-        mine.grad, ref.grad = g.clone(), g.clone()
-        ours.step(torch.tensor([0.01]))
+        st.grad.copy_(g.reshape(1, -1))
+        ref.grad = g.clone()
+        ours.step(torch.tensor([0.01]), torch.zeros(1))
         theirs.step()
-    assert torch.allclose(mine, ref, atol=1e-6)
+    assert torch.allclose(st.p("w"), ref, atol=1e-6)
 
 
 def test_sgd_momentum_matches_torch():
-    """The stacked SGD with momentum gives torch.optim.SGD's weights."""
+    """The batched SGD with momentum gives torch.optim.SGD's weights."""
     p0 = torch.randn(1, 5)
-    mine, ref = p0.clone().requires_grad_(), p0.clone().requires_grad_()
-    ours = Optimiser([mine], kind="sgd", momentum=0.9)
+    st, ref = _one(p0), p0.clone().requires_grad_()
+    ours = BatchedAdamW(st, (0.9, 0.0), kind="sgd")
     theirs = torch.optim.SGD([ref], lr=0.1, momentum=0.9)
     for t in range(4):
         g = torch.randn(1, 5, generator=torch.Generator().manual_seed(t))
-        mine.grad, ref.grad = g.clone(), g.clone()
-        ours.step(torch.tensor([0.1]))
+        st.grad.copy_(g)
+        ref.grad = g.clone()
+        ours.step(torch.tensor([0.1]), torch.zeros(1))
         theirs.step()
-    assert torch.allclose(mine, ref, atol=1e-6)
+    assert torch.allclose(st.p("w"), ref, atol=1e-6)
 
 
 def test_stacked_models_are_independent():
     """A loss on one model leaves the other models' gradients at zero."""
-    m = StackedMLP([0, 1], [3, 8, 2])
-    m.forward(torch.randn(2, 5, 3))[1].sum().backward()
-    assert all(float(p.grad[0].abs().sum()) == 0 for p in m.params())
-    assert any(float(p.grad[1].abs().sum()) > 0 for p in m.params())
+    m = ClassifierStack([3, 8, 2], [0, 1], "cpu")
+    m(torch.randn(2, 5, 3))[1].sum().backward()
+    assert float(m.grad[0].abs().sum()) == 0 and float(m.grad[1].abs().sum()) > 0
 
 
 def test_same_seed_same_initial_weights():
     """Models built from the same seed start identical, whatever their position in the stack."""
-    m = NGramMLP([3, 4, 3], V=8, k=2, d_emb=4, d_hidden=8)
-    assert all(torch.equal(p[0], p[2]) and not torch.equal(p[0], p[1]) for p in m.params())
+    m = NGramStack(8, 2, 4, [8] * 3, 1, [3, 4, 3], "cpu")
+    assert torch.equal(m.flat[0], m.flat[2]) and not torch.equal(m.flat[0], m.flat[1])
 
 
 def test_count_weighted_loss_equals_the_sampled_batch_loss():
     """Cross-entropy weighted by a batch's (context, token) counts equals the batch's mean cross-entropy."""
     src = MarkovSource(V=8, order=2, alpha=0.5, seed=0, support=3)
-    m = NGramMLP([0], V=8, k=2, d_emb=4, d_hidden=8)
+    m = NGramStack(8, 2, 4, [8], 1, [0], "cpu")
     ctx, y = PairSampler(src, [0]).draw(50)
     cid = ctx[0, :, 0] * 8 + ctx[0, :, 1]
     w = torch.zeros(1, 64, 8)
     w[0].index_put_((cid, y[0]), torch.ones(50), accumulate=True)
     with torch.no_grad():
-        assert float(weighted_loss(m, w / 50)) == pytest.approx(float(per_model_loss(m, ctx, y)), rel=1e-5)
+        full = weighted_ce(m(all_contexts(8, 2, 1, "cpu")), w / 50)
+        assert float(full) == pytest.approx(float(member_ce(m(ctx), y)), rel=1e-5)
 
 
 def test_population_loss_is_at_least_the_entropy():
     """The exact population loss of any model is entropy plus a non-negative KL."""
     src = MarkovSource(V=8, order=2, alpha=0.5, seed=1, support=3)
-    L = population_loss(NGramMLP([0, 1], V=8, k=2, d_emb=4, d_hidden=8), src)
+    L = population_loss(NGramStack(8, 2, 4, [8, 8], 1, [0, 1], "cpu"), src, False)
     assert (L >= src.entropy - 1e-6).all()
 
 
@@ -188,7 +191,7 @@ def test_kaplan_bcrit_published_values():
 
 def test_gpt3_table_learning_rates_fall_with_size():
     """Table 2.1 of Brown et al. 2020: eight sizes, peak rates from 6.0e-4 down to 0.6e-4, never rising."""
-    lrs = [r[2] for r in opt.GPT3_TABLE]
+    lrs = [r[2] for r in sched.GPT3_TABLE]
     assert len(lrs) == 8 and lrs[0] == 6.0e-4 and lrs[-1] == 0.6e-4
     assert all(b <= a for a, b in zip(lrs, lrs[1:]))
 
@@ -196,17 +199,20 @@ def test_gpt3_table_learning_rates_fall_with_size():
 def test_short_cosine_cycle_holds_its_minimum():
     """A cycle half the run reaches the minimum mid-run and stays there; 1× is the lab's cosine."""
     T, peak = 100, 1.0
-    assert opt._cosine_hold(80, T, peak, 0.5, 5, 0.1) == pytest.approx(0.1)
-    assert opt._cosine_hold(49, T, peak, 0.5, 5, 0.1) > 0.1
-    assert opt._cosine_hold(30, T, peak, 1.0, 5, 0.1) == lr_at(30, T, peak, "cosine", 5, min_ratio=0.1)
-    assert opt._cosine_hold(90, T, peak, 0.0, 5, 0.1) == peak
+    assert sched._cosine_hold(80, T, peak, 0.5, 5, 0.1) == pytest.approx(0.1)
+    assert sched._cosine_hold(49, T, peak, 0.5, 5, 0.1) > 0.1
+    assert sched._cosine_hold(30, T, peak, 1.0, 5, 0.1) == lr_at(30, T, peak, "cosine", 5, min_ratio=0.1)
+    assert sched._cosine_hold(90, T, peak, 0.0, 5, 0.1) == peak
 
 
 def test_schedule_verifier_is_deterministic_and_paired():
     """A tiny cosine-vs-Noam run repeats exactly and reports one paired difference per seed."""
-    kw = dict(peak_grid=[0.01, 0.03], steps=40, seeds=[0, 1], d_hidden=16)
-    a, b = opt.cosine_vs_noam(**kw), opt.cosine_vs_noam(**kw)
+    kw = dict(peak_grid=[0.01, 0.03], warmup_frac=0.05, cosine_min_ratio=0.0, V=16, order=2,
+              alpha=0.5, support=4, source_seed=0, d_hidden=16, B=64, steps=40, seeds=[0, 1],
+              device="cpu")
+    a, b = sched.cosine_vs_noam(**kw), sched.cosine_vs_noam(**kw)
     m = a.measured["noam_minus_cosine"]
     assert m.n == 2 and m.finite()
     assert a.measured["noam_minus_cosine"].samples == b.measured["noam_minus_cosine"].samples
     assert a.figures and a.seeds == [0, 1]
+    assert a.replication["data_draws"] == 2 and a.scale["max_tokens"] == 40 * 64

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from principia.formulas import zero_bytes_per_gpu
 from verifiers.lab import dist as lab
 from verifiers.lab.dist import DistError, RankCtx, run_ranks, wire_bytes
-from verifiers.parallelism import (_checksums, _flip_bit, _mlp, analyse_checksums, plan_faults,
-                                   predicted_wire, zero_reduction)
+from verifiers.faults import _checksums, _flip_bit, analyse_checksums, plan_faults
+from verifiers.lab.ranks import square_mlp as _mlp
+from verifiers.parallelism import predicted_wire, zero_reduction
 
 fast = settings(max_examples=50, deadline=None)
 ranks = st.integers(min_value=1, max_value=4096)

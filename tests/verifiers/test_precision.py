@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from verifiers import precision
+from verifiers import precision, quantization
+from verifiers.quantization import absmax_dequantize, absmax_quantize
 from verifiers.precision import (
-    absmax_dequantize, absmax_quantize, correct_decimals, decimals_shown, format_bits,
+    correct_decimals, decimals_shown, format_bits,
     max_exact_integer,
 )
 from tests.verifiers.claims import params
@@ -114,7 +115,7 @@ def test_pi_cast_without_scale_is_3():
 
 def test_int8_verifier_measures_one_gigabyte_per_billion():
     """One billion int8 values take 1 GB and the bound holds on every test tensor."""
-    m = precision.int8_quantization(**params("int8-quantization", trials=4)).measured
+    m = quantization.int8_quantization(**params("int8-quantization", trials=4)).measured
     assert m["weights_gb"].value == 1.0
     assert (m["int8_min"].value, m["int8_max"].value) == (-128, 127)
     assert m["error_over_half_step"].value <= 1.0001
@@ -122,7 +123,7 @@ def test_int8_verifier_measures_one_gigabyte_per_billion():
 
 def test_an_outlier_widens_everyone_s_step():
     """One value of 100 in a tensor makes π's round-trip error larger than without it."""
-    m = precision.int8_quantization(**params("int8-quantization", trials=1)).measured
+    m = quantization.int8_quantization(**params("int8-quantization", trials=1)).measured
     assert m["pi_absmax_alone_abs_error"].value < 1e-6
     assert m["pi_absmax_in_gaussian_abs_error"].value < 0.034 / 2 + 1e-6
 

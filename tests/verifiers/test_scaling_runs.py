@@ -9,27 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from verifiers import compute_optimal as co
 from verifiers import scaling_runs as sr
+from verifiers.lab.grid import Run
 from verifiers.lab.longrange import LagCopySource, LSTMLM, lstm_width_for
-from verifiers.lab.train import History
 
 fast = settings(max_examples=30, deadline=None)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_buckets_pad_no_member_more_than_twofold():
-    """Widths are grouped so that no group's widest member is more than twice its narrowest."""
-    groups = sr._buckets([1, 2, 3, 4, 8, 16, 40, 64])
-    assert sorted(w for g in groups for w in g) == [1, 2, 3, 4, 8, 16, 40, 64]
-    assert all(max(g) <= 2 * min(g) for g in groups)
 
 
 @fast
@@ -37,7 +22,7 @@ def test_buckets_pad_no_member_more_than_twofold():
 def test_steps_spend_the_budget(C, h):
     """6·N·D of the chosen step count is the budget up to the rounding of one step."""
     lab = sr.Lab()
-    D = sr._steps_for(lab, C, h) * lab.tokens_per_step
+    D = co._steps_for(lab, C, h) * lab.tokens_per_step
     one_step = 6 * lab.N(h) * lab.tokens_per_step  # < C/5 over this range, so rounding decides
     assert abs(6 * lab.N(h) * D - C) <= one_step / 2 * (1 + 1e-9)
 
@@ -47,7 +32,7 @@ def test_steps_spend_the_budget(C, h):
 def test_parabola_vertex_is_recovered(v, c):
     """For an exact parabola in log N the vertex comes back."""
     x = np.linspace(v - 2, v + 2.5, 6)
-    assert sr._parabola_min(x, c * (x - v) ** 2 + 1.0) == pytest.approx(v, abs=1e-6)
+    assert co._parabola_min(x, c * (x - v) ** 2 + 1.0) == pytest.approx(v, abs=1e-6)
 
 
 def test_isoflop_exponents_recover_a_known_allocation():
@@ -56,30 +41,30 @@ def test_isoflop_exponents_recover_a_known_allocation():
     nstar = math.log(0.1) + 0.5 * logC
     logN = np.stack([n + np.linspace(-2, 2, 5) for n in nstar])
     L = 0.3 * (logN - nstar[:, None]) ** 2 + 2.0
-    a, b, got = sr._isoflop_exponents(logC, logN, L)
+    a, b, got = co._isoflop_exponents(logC, logN, L)
     assert (a, b) == pytest.approx((0.5, 0.5), abs=1e-9)
     assert got == pytest.approx(nstar)
 
 
 def test_tokens_to_reach_interpolates_log_linearly():
     """Half-way in loss between two evaluations is the geometric mean of their steps."""
-    h = History(eval_steps=[10, 20, 40], eval_loss=[3.0, 2.0, 1.0])
-    assert sr._tokens_to_reach(h, 1.5, tokens_per_step=1) == pytest.approx(math.sqrt(20 * 40))
-    assert math.isnan(sr._tokens_to_reach(h, 0.5, tokens_per_step=1))
+    r = Run(4, 0, 40, 1, 1, eval_steps=[10, 20, 40], eval_loss=[3.0, 2.0, 1.0])
+    assert sr.tokens_to_reach(r, 1.5, tokens_per_step=1) == pytest.approx(math.sqrt(20 * 40))
+    assert math.isnan(sr.tokens_to_reach(r, 0.5, tokens_per_step=1))
 
 
 def test_crossing_finds_the_sign_change():
     """The zero of a line through (log 1e8, −1) and (log 1e9, +1) is at √(1e8·1e9)."""
     x = np.log([1e7, 1e8, 1e9])
-    assert sr._crossing(x, np.array([-2.0, -1.0, 1.0])) == pytest.approx(math.sqrt(1e17))
-    assert sr._crossing(x, np.array([-2.0, -1.0, -0.5])) is None
+    assert co._crossing(x, np.array([-2.0, -1.0, 1.0])) == pytest.approx(math.sqrt(1e17))
+    assert co._crossing(x, np.array([-2.0, -1.0, -0.5])) is None
 
 
 def test_gap_law_recovers_kappa_and_gamma():
     """acc* − acc = κ(L − E)^γ is recovered from exact points."""
     L = np.array([1.5, 2.0, 3.0, 4.0])
     acc = 0.6 - 0.2 * (L - 1.0) ** 0.7
-    logk, gamma = sr._gap_law(L, acc, 1.0, 0.6)
+    logk, gamma = co._gap_law(L, acc, 1.0, 0.6)
     assert (math.exp(logk), gamma) == pytest.approx((0.2, 0.7))
 
 
@@ -113,6 +98,7 @@ def test_lstm_width_matches_the_parameter_count():
 
 def test_nearly_unshifted_source_gives_slope_one():
     """When the shifted language is almost the training one, L_shifted tracks L_train with slope ≈ 1."""
-    ev = sr.transfer_offset(widths=[2, 8], steps=20, sigma=0.0, topic_mix=1e-6, seeds=[0])
+    ev = sr.transfer_offset(widths=[2, 8], steps=20, sigma=0.0, topic_mix=1e-6, seeds=[0],
+                            device="cpu")
     assert ev.measured["slope_topic"].value == pytest.approx(1.0, abs=1e-3)
     assert ev.figures and ev.seeds == [0]

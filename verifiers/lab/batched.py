@@ -72,6 +72,10 @@ class Stack:
     def has(self, name: str) -> bool:
         return name in self.views
 
+    def load(self, flat: torch.Tensor) -> None:
+        """Set every member's parameters from a (K, n) copy of ``flat`` (gradients zeroed)."""
+        self._bind(flat.clone())
+
     def keep(self, idx: Sequence[int]) -> None:
         """Keep only the members in `idx`, in that order."""
         self._bind(self.flat[list(idx)].clone())
@@ -160,10 +164,10 @@ def lr_table(peaks: Sequence[float], steps: Sequence[int], schedule: str, warmup
 Batch = Callable[[int, list[int]], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _step(stack, opt, inp, tgt, lr, wd, clip, aux, alive):
+def _step(stack, opt, inp, tgt, lr, wd, clip, aux, alive, loss):
     """One update of the active members; returns (logits, CE, grad norm), all detached."""
     logits = stack(inp)
-    ce = member_ce(logits, tgt)
+    ce = loss(logits, tgt)
     total = ce + aux(logits) if aux else ce
     alive &= torch.isfinite(total.detach())
     stack.grad.zero_()
@@ -177,40 +181,50 @@ def _step(stack, opt, inp, tgt, lr, wd, clip, aux, alive):
     return logits.detach(), ce.detach(), gn
 
 
+def _drop(stack: Stack, opt: BatchedAdamW, active: list[int], done: list[int]) -> list[int]:
+    """Remove the members at positions `done` of `active` from the batch; the new active list."""
+    keep = [j for j in range(len(active)) if j not in done]
+    stack.keep(keep)
+    opt.keep(keep)
+    return [active[j] for j in keep]
+
+
+def _record(tr: Trace, K: int, active: list[int], **rows: torch.Tensor) -> None:
+    for name, val in rows.items():
+        row = np.full(K, np.nan)
+        row[active] = val.cpu().numpy()
+        getattr(tr, name).append(row)
+
+
 def train(stack: Stack, opt: BatchedAdamW, batch: Batch, lr: Callable[[int], torch.Tensor],
           steps: Sequence[int], weight_decay: Sequence[float], clip: float | None = None,
           aux: Callable[[torch.Tensor], torch.Tensor] | None = None,
-          on_step: Callable[[int, torch.Tensor, list[int]], None] | None = None,
-          on_done: Callable[[list[int], list[int]], None] | None = None) -> Trace:
+          on_step: Callable[[int, torch.Tensor, list[int]], bool | None] | None = None,
+          on_done: Callable[[list[int], list[int]], None] | None = None,
+          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = member_ce) -> Trace:
     """Train every member for its own number of steps; `batch(step, active)` -> (inputs, targets)
-    for the active members. `on_step(step, logits, active)` after each update; `on_done(done,
-    active)` just before members `done` (positions in `active`) leave the batch."""
+    for the active members. `on_step(step, logits, active)` after each update may return True to
+    stop every member; `on_done(done, active)` just before members `done` (positions in `active`)
+    leave the batch (at the end of their run, or at a stop). `loss(logits, targets)` -> (K,)."""
     K, dev = stack.K, stack.flat.device
     wd_all = torch.tensor(list(weight_decay), dtype=stack.flat.dtype, device=dev)
     active, alive = list(range(K)), torch.ones(K, dtype=torch.bool, device=dev)
-    tr, nan = Trace(), np.full(K, np.nan)
+    tr = Trace()
     for step in range(max(steps)):
         idx = torch.tensor(active, device=dev)
         inp, tgt = batch(step, active)
-        lrs = lr(step).to(dev)[idx]
-        live = alive[idx]
-        logits, ce, gn = _step(stack, opt, inp, tgt, lrs, wd_all[idx], clip, aux, live)
+        lrs, live = lr(step).to(dev)[idx], alive[idx]
+        logits, ce, gn = _step(stack, opt, inp, tgt, lrs, wd_all[idx], clip, aux, live, loss)
         alive[idx] = live
-        for name, val in (("loss", ce), ("grad_norm", gn), ("lr", lrs)):
-            row = nan.copy()
-            row[active] = val.cpu().numpy()
-            getattr(tr, name).append(row)
-        if on_step:
-            on_step(step, logits, active)
-        done = [j for j, i in enumerate(active) if steps[i] == step + 1]
-        if done and len(done) < len(active):
-            if on_done:
-                on_done(done, active)
-            keep = [j for j in range(len(active)) if j not in done]
-            stack.keep(keep)
-            opt.keep(keep)
-            active = [active[j] for j in keep]
-        elif done and on_done:
+        _record(tr, K, active, loss=ce, grad_norm=gn, lr=lrs)
+        stop = bool(on_step(step, logits, active)) if on_step else False
+        done = list(range(len(active))) if stop else \
+            [j for j, i in enumerate(active) if steps[i] == step + 1]
+        if done and on_done:
             on_done(done, active)
+        if stop or len(done) == len(active):
+            break
+        if done:
+            active = _drop(stack, opt, active, done)
     tr.diverged = ~alive.cpu().numpy()
     return tr

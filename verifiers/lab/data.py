@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["MarkovSource", "mixture_batch", "modular_addition", "stdlib_text"]
+__all__ = ["MarkovSource", "with_rows", "blend_sources", "mixture_batch", "modular_addition",
+           "stdlib_text"]
 
 
 @dataclass
@@ -96,6 +97,26 @@ class MarkovSource:
         true = torch.as_tensor(self.P, dtype=logits.dtype, device=logits.device)[ctx]
         logq = torch.log_softmax(logits[:, k - 1:], dim=-1)
         return -(true * logq).sum(-1).mean()
+
+
+def with_rows(src: MarkovSource, P: np.ndarray) -> MarkovSource:
+    """A copy of `src` with transition rows P; stationary law and entropy recomputed."""
+    new = MarkovSource.__new__(MarkovSource)
+    new.__dict__.update(src.__dict__)
+    new.__dict__.pop("_cdf_cache", None)
+    new.P = P / P.sum(axis=1, keepdims=True)
+    new.pi = new._stationary(iters=2000)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(new.P > 0, new.P * np.log(new.P), 0.0).sum(axis=1)
+    new.entropy = float(new.pi @ h)
+    return new
+
+
+def blend_sources(base: MarkovSource, other: MarkovSource, lam: float) -> MarkovSource:
+    """Rows (1-λ)·base + λ·other: a domain sharing part of its structure with `base`."""
+    if base.P.shape != other.P.shape:
+        raise ValueError(f"sources must share V and order (got {base.P.shape} and {other.P.shape})")
+    return with_rows(base, (1 - lam) * base.P + lam * other.P)
 
 
 def mixture_batch(sources: list[MarkovSource], weights: np.ndarray, n: int, T: int,

@@ -16,7 +16,8 @@ from .batched import Stack
 from .gpt import GPT, GPTConfig, _alibi_bias, _rope
 from .train import MLPLM
 
-__all__ = ["MLPStack", "GPTStack", "AdderStack", "mlp_params"]
+__all__ = ["MLPStack", "NGramStack", "GPTStack", "AdderStack", "ClassifierStack", "ModuleStack",
+           "mlp_params"]
 
 
 def mlp_params(V: int, k: int, d_emb: int, h: int, n_layers: int) -> int:
@@ -172,3 +173,65 @@ class GPTStack(Stack):
             x = self._ln(x, "ln_f")
         W = self.p("wte.weight" if self.cfg.tie_embeddings else "head.weight")  # (K, V, C)
         return torch.bmm(x.reshape(K, B * T, -1), W.transpose(1, 2)).view(K, B, T, -1)
+
+
+class ModuleStack(Stack):
+    """Any one ``nn.Module`` as a K = 1 stack: its parameters become views of the stack's buffer
+    (and their gradients views of its gradient buffer), so the batched AdamW and the one training
+    loop train models with no batched adapter (an LSTM). Tied weights stay tied. Calling it runs
+    the module on idx[0]."""
+
+    def __init__(self, module: nn.Module, device: str | torch.device):
+        self.module = module.to(device)
+        first: dict[int, str] = {}
+        self.owners: dict[str, list[tuple[nn.Module, str]]] = {}
+        for name, p in module.named_parameters(remove_duplicate=False):
+            key = first.setdefault(id(p), name)
+            owner, _, attr = name.rpartition(".")
+            self.owners.setdefault(key, []).append(
+                (module.get_submodule(owner) if owner else module, attr))
+        super().__init__([{n: p.detach() for n, p in module.named_parameters()}], device)
+
+    def _bind(self, flat: torch.Tensor) -> None:
+        super()._bind(flat)
+        for name, leaf in self.views.items():
+            param = nn.Parameter(leaf.detach()[0])  # shares the buffer's memory
+            param.grad = leaf.grad[0]
+            for mod, attr in self.owners[name]:
+                setattr(mod, attr, param)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.module(idx[0])[None]
+
+
+class NGramStack(MLPStack):
+    """K MLP language models read at one position: (K, B, k) contexts -> (K, B, V) logits of the
+    next token (what ``MLPStack`` predicts at a position with a full context)."""
+
+    def __call__(self, ctx: torch.Tensor) -> torch.Tensor:
+        K, B, k = ctx.shape
+        x = self.p("emb")[torch.arange(K, device=ctx.device)[:, None, None], ctx].reshape(K, B, -1)
+        for j in range(self.n_layers):
+            x = F.gelu(torch.baddbmm(self.p(f"b{j}"), x, self.p(f"W{j}")))
+        return torch.baddbmm(self.p(f"b{self.n_layers}"), x, self.p(f"W{self.n_layers}"))
+
+
+class ClassifierStack(Stack):
+    """K GELU MLPs on feature vectors, layer sizes `dims`, each initialised as torch's nn.Linear
+    (U(±1/√fan_in)) under its seed: (K, n, dims[0]) -> (K, n, dims[-1])."""
+
+    def __init__(self, dims: Sequence[int], seeds: Sequence[int], device: str | torch.device):
+        members = []
+        for s in seeds:
+            torch.manual_seed(int(s))
+            lins = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+            members.append({k: v for j, l in enumerate(lins)
+                            for k, v in ((f"W{j}", l.weight.detach().T), (f"b{j}", l.bias.detach()[None]))})
+        super().__init__(members, device)
+        self.n_lin = len(dims) - 1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for j in range(self.n_lin):
+            x = torch.baddbmm(self.p(f"b{j}"), x, self.p(f"W{j}"))
+            x = F.gelu(x) if j < self.n_lin - 1 else x
+        return x
