@@ -119,11 +119,12 @@ def plain_reason(v: ClaimView, result: dict[str, Any] | None = None) -> str:
     if bad:
         lead = ""
         if held and verdict == "partly-supported":
-            parts = list(dict.fromkeys(subject(c, str(o.get("quantity"))) for c, o in held))
+            failing = {subject(c, str(o.get("quantity"))) for c, o in bad}
+            parts = [p for p in dict.fromkeys(subject(c, str(o.get("quantity"))) for c, o in held) if p not in failing]
             more = f" and {len(parts) - 2} more" if len(parts) > 2 else ""
-            lead = "Holds for " + ", ".join(parts[:2]) + more + "; but "
-        return _cap(lead + _sentence(*bad[0])) + (f" (and {len(bad) - 1} more check{'s' if len(bad) > 2 else ''} fail)"
-                                                   if len(bad) > 1 else "") + "."
+            lead = "Holds for " + ", ".join(parts[:2]) + more + "; but " if parts else ""
+        more = {1: "", 2: " (and 1 more check fails)"}.get(len(bad), f" (and {len(bad) - 1} more checks fail)")
+        return _cap(lead + _sentence(*bad[0])) + more + "."
     if noisy:
         return _cap(_sentence(*noisy[0])) + ": the interval straddles the boundary, so it is too noisy to decide."
     return _cap(str(r.get("reason") or verdict)) + "."
