@@ -75,6 +75,14 @@ def figure_csv(fig: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def _fitted(label: str, own: list[tuple[str, Any]]) -> Any:
+    """The colour of the series a fit's label names ('fit, target 1.3' -> 'target 1.3 nats'), or None."""
+    rest = _FIT.sub("", label).strip().lower()
+    if not _FIT.match(label) or not rest or rest == label.lower():
+        return None
+    return next((c for name, c in own if name.startswith(rest[:12]) or rest.startswith(name[:12])), None)
+
+
 def _colours(series: list[dict[str, Any]]) -> list[Any]:
     """One colour per series; a fit takes the colour of the series whose label it repeats."""
     from matplotlib import colormaps
@@ -83,13 +91,11 @@ def _colours(series: list[dict[str, Any]]) -> list[Any]:
     own: list[tuple[str, Any]] = []
     for s in series:
         label = str(s.get("label", ""))
-        rest = _FIT.sub("", label).strip().lower()
-        match = next((c for name, c in own if rest and label != rest and
-                      (name.startswith(rest[:12]) or rest.startswith(name[:12]))), None) if _FIT.match(label) else None
-        if match is None:
-            match = cmap(len(own) % cmap.N)
-            own.append((label.lower(), match))
-        out.append(match)
+        colour = _fitted(label, own)
+        if colour is None:
+            colour = cmap(len(own) % cmap.N)
+            own.append((label.lower(), colour))
+        out.append(colour)
     return out
 
 
@@ -147,7 +153,8 @@ def _axes_format(ax: Any, log: tuple[bool, bool], cats: bool) -> None:
     """Plain-text ticks (TeX-free, so fast to lay out); a log axis spanning under two decades
     gets 1-2-5 ticks so that it always has several labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    for axis, is_log, lims, skip in ((ax.xaxis, log[0], ax.get_xlim(), cats), (ax.yaxis, log[1], ax.get_ylim(), False)):
+    axes = ((ax.xaxis, log[0], ax.get_xlim(), cats), (ax.yaxis, log[1], ax.get_ylim(), False))
+    for axis, is_log, lims, skip in axes:
         if skip:
             continue
         if is_log:
