@@ -212,10 +212,17 @@ class FigureStore:
     def __init__(self, cache: Path, dest: Path):
         self.cache, self.dest = Path(cache), Path(dest)
         self.drawn = 0
+        self._keys: dict[int, str] = {}  # id(figure) -> key: hashing a figure's data costs a JSON dump
+
+    def key(self, fig: dict[str, Any]) -> str:
+        k = self._keys.get(id(fig))
+        if k is None:
+            k = self._keys[id(fig)] = figure_key(fig)
+        return k
 
     def prepare(self, figs: list[dict[str, Any]]) -> None:
         """Draw every missing figure up front, in parallel when there are many (a cold build)."""
-        missing = {figure_key(f): f for f in figs if not (self.cache / f"{figure_key(f)}.svg").is_file()}
+        missing = {self.key(f): f for f in figs if not (self.cache / f"{self.key(f)}.svg").is_file()}
         workers = min(os.cpu_count() or 1, 8)
         if len(missing) < 8 or workers < 2:
             return  # files() draws them one by one
@@ -228,7 +235,7 @@ class FigureStore:
 
     def files(self, fig: dict[str, Any]) -> str:
         """The figure's key; figures/<key>.svg and figures/<key>.csv exist afterwards."""
-        key = figure_key(fig)
+        key = self.key(fig)
         svg, target = self.cache / f"{key}.svg", self.dest / "figures" / f"{key}.svg"
         if not svg.is_file():
             self._keep(svg, render_svg(fig))
