@@ -23,9 +23,10 @@ from principia.types import Frac, NonNeg, PosInt, Seeds
 from verifiers.lab.grid import GridSetting, Run
 from verifiers.lab.grid import run_grid as grid_runs
 from verifiers.lab.stacks import mlp_params
+from verifiers.lab.tuning import recorded, replication, scale
 from verifiers.lab.zipfsource import ZipfBlockSource
 
-__all__ = ["Lab", "run_grid", "tokens_to_reach", "loss_power_law", "sample_efficiency",
+__all__ = ["Lab", "run_grid", "lab_scale", "STREAMS", "tokens_to_reach", "loss_power_law", "sample_efficiency",
            "transfer_offset"]
 
 
@@ -56,6 +57,10 @@ class Lab:
         return mlp_params(self.V, self.order, self.d_emb, h, 1)
 
     @property
+    def data_name(self) -> str:
+        return f"markov:zipf-V{self.V}-topics{self.blocks}"
+
+    @property
     def tokens_per_step(self) -> int:
         return self.batch * self.T
 
@@ -69,6 +74,16 @@ def run_grid(lab: Lab, specs: Sequence[tuple[int, int, int]], eval_every: int, d
              eval_sources: dict | None = None) -> list[Run]:
     """Train every (h, steps, seed) in `specs` on the lab source (see verifiers.lab.grid)."""
     return grid_runs(lab.source(), lab.grid(), specs, eval_every, eval_sources or {}, device)
+
+
+# What the replication of these runs is: the evidence's replication.reason.
+STREAMS = ("one fixed Zipfian source of known entropy; each seed draws its own token stream and "
+           "initialisation (the source itself is not redrawn)")
+
+
+def lab_scale(lab: Lab, runs: Sequence[Run]) -> dict:
+    """Evidence.scale of a grid: its largest N, its longest run's tokens, and the source."""
+    return scale(max(r.N for r in runs), max(r.D for r in runs), [lab.data_name])
 
 
 def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
@@ -137,7 +152,9 @@ def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: See
              f"{_iv(pooled.intervals.get('alpha'))}, R² = {pooled.r2:.4f}.",
              f"Pooled fit, E free: E = {pooled_free.E:.4f} {_iv(pooled_free.intervals.get('E'))} "
              f"vs exact {E:.4f}; α = {pooled_free.alpha:.3f}."]
-    return Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))
 
 
 def _iv(iv: tuple[float, float] | None) -> str:
@@ -187,7 +204,9 @@ def sample_efficiency(widths: list[int], steps: PosInt, eval_every: PosInt, seed
                   xscale="log", yscale="log")
     table = [{"h": h, "N": int(n), "tokens_to_target_mean": float(m)}
              for h, n, m in zip(hs, N, tok.mean(0))]
-    return Evidence(measured=measured, figures=[fig1, fig2], table=table, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig1, fig2], table=table, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))
 
 
 # ---------------------------------------------------------------- transfer-offset
@@ -229,4 +248,6 @@ def transfer_offset(widths: list[int], steps: PosInt, sigma: NonNeg, topic_mix: 
     notes = [f"Shifts: 'style' adds N(0, {sigma}²) noise to every row's logits; 'topic' mixes the topic "
              f"weights {topic_mix:.0%} towards uniform, so rare topics become common; 'both' does both. "
              f"Training-source entropy {src.entropy:.4f} nats."]
-    return Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))
