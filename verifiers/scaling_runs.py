@@ -23,7 +23,9 @@ from principia.types import Frac, NonNeg, PosInt, Seeds
 from verifiers.lab.grid import GridSetting, Run
 from verifiers.lab.grid import run_grid as grid_runs
 from verifiers.lab.stacks import mlp_params
+from verifiers.lab.text import NAME as TEXT
 from verifiers.lab.tuning import recorded, replication, scale
+from verifiers.text_runs import text_losses, text_power_law_measures
 from verifiers.lab.zipfsource import ZipfBlockSource
 
 __all__ = ["Lab", "run_grid", "lab_scale", "STREAMS", "tokens_to_reach", "loss_power_law", "sample_efficiency",
@@ -103,12 +105,13 @@ def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
 # ---------------------------------------------------------------- loss-power-law
 
 def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: Seeds, zipf: NonNeg,
-                   n_boot: int, device: str) -> Evidence:
+                   n_boot: int, text_k: PosInt, text_bytes: PosInt, device: str) -> Evidence:
     """L(N) at fixed data: fit L = E + A·N^-α on `widths` (E known; also E free) and predict `holdout`.
 
     Per seed (same data stream for every size): fit with E known, measure R² of log(L − E) on
     log N and the signed error of the predicted held-out loss as a fraction of its reducible
-    part L − E. Intervals: Student-t over seeds.
+    part L − E. Intervals: Student-t over seeds. The same widths are also trained on real text
+    (the standard library's source, bytes, over the last `text_k` bytes), fitted with E free.
     """
     lab = Lab(zipf=zipf)
     E = lab.source().entropy
@@ -148,13 +151,20 @@ def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: See
                 f"E = {E:.4f} nats is the source's exact entropy.")
     table = [{"h": h, "N": int(n), "loss_mean": float(m), "loss_minus_E": float(m - E)}
              for h, n, m in zip(hs, N, mean)]
+    L_text = text_losses(hs, steps, list(seeds), text_k, lab.d_emb, lab.lr, lab.batch, lab.T,
+                         text_bytes, device)
+    text_measured, text_fig = text_power_law_measures(hs, L_text, text_k, lab.d_emb,
+                                                      steps * lab.tokens_per_step)
+    measured.update(text_measured)
     notes = [f"Pooled fit (seed means), E known: A = {pooled.A:.3g}, α = {pooled.alpha:.3f} "
              f"{_iv(pooled.intervals.get('alpha'))}, R² = {pooled.r2:.4f}.",
              f"Pooled fit, E free: E = {pooled_free.E:.4f} {_iv(pooled_free.intervals.get('E'))} "
              f"vs exact {E:.4f}; α = {pooled_free.alpha:.3f}."]
-    ev = Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    lab_scale(lab, runs))
+    ev = Evidence(measured=measured, figures=[fig, text_fig], table=table, notes=notes, seeds=list(seeds))
+    sc = lab_scale(lab, runs)
+    sc["max_params"] = max(sc["max_params"], mlp_params(256, text_k, lab.d_emb, hs[-1], 1))
+    sc["data"].append(TEXT)
+    return recorded(ev, replication(len(seeds), 1, STREAMS), sc)
 
 
 def _iv(iv: tuple[float, float] | None) -> str:
