@@ -118,7 +118,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
                   device=device, shard=shard, results_dir=args.results,
-                  on_event=_Progress(n, args.quiet))
+                  on_event=_Progress(n, args.quiet), kb=kb)
     wall = time.monotonic() - t0
     if args.json:
         print(json.dumps({"wall_s": wall, "claims": rows}, indent=1))
@@ -178,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", default=".", help="the knowledge base's folder (default: .)")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="validate every claim without running anything")
+    p = sub.add_parser("check", help="validate every claim without running any verifier (modules are imported in a time-limited child process)")
     p.add_argument("--no-import", action="store_true",
                    help="skip checking parameters against the verifiers' signatures")
     p.add_argument("--strict", action="store_true",

@@ -191,10 +191,11 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
            force: bool = False, device: str = "cpu", shard: tuple[int, int] | None = None,
            results_dir: Path | str | None = None, mem_limit: int = DEFAULT_MEM_LIMIT,
            timeout_scale: float = 1.0,
-           on_event: Callable[[str, str, dict[str, Any] | None], None] | None = None) -> list[dict[str, Any]]:
-    """Verify the chosen claims; return one summary row per claim."""
+           on_event: Callable[[str, str, dict[str, Any] | None], None] | None = None,
+           kb: KnowledgeBase | None = None) -> list[dict[str, Any]]:
+    """Verify the chosen claims; return one summary row per claim (`kb`: already loaded)."""
     root = Path(root).resolve()
-    kb = load_kb(root)
+    kb = kb if kb is not None and kb.root == root else load_kb(root)
     store = ResultStore(results_dir or root / "results")
     chosen = select(kb, ids, shard)
     plans = plan(kb, chosen, tier, device, force, store)

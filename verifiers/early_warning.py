@@ -17,7 +17,7 @@ from principia.types import Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .lab.stacked_gpt import StackedGPT, markov_batches, train_stacked
+from .replicates import draw_batches, gpt_stack, members_of, run_stack
 
 __all__ = ["grad_norm_early_warning", "zscores", "calibrate", "first_alarm", "SIGNALS"]
 
@@ -46,45 +46,44 @@ def first_alarm(z: np.ndarray, start: int, threshold: float) -> np.ndarray:
     return np.where(hit.any(0), start + hit.argmax(0), len(z))
 
 
-def _run(src, seeds, scale, corrupt_from, L, d, n_head, lr, steps, B, T, device) -> dict:
-    """Train the stacked GPT with an LR multiplier scale(t); from step `corrupt_from` on, the
-    targets are replaced by uniform random tokens (a data fault). -> signal name -> (steps, K)."""
-    net = StackedGPT(GPTConfig(vocab_size=src.V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head), seeds, device)
-    clean = markov_batches(src, seeds, B, T, soft=False, device=device)
+def _signals(draws, seeds, faults, corrupt, fault_step, L, d, n_head, lr, steps, B, T, V, order, alpha):
+    """One stack: arms (fault-free twin, then each fault) × draws × seeds, paired by (draw, seed).
+    -> arm name -> signal -> (steps, draws·seeds)."""
+    arms = {"free": lambda t: 1.0, **faults}
+    members = members_of(len(draws), seeds, repeat=len(arms))
+    n = len(draws) * len(seeds)
+    srcs = [MarkovSource(V=V, order=order, alpha=alpha, seed=int(s)) for s in draws]
+    stack = gpt_stack(GPTConfig(vocab_size=V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head), draws, members, traced=True)
+    clean = draw_batches(srcs, draws, members, B, T, soft=False)
     gen = torch.Generator().manual_seed(int(seeds[0]) + 31)
+    faulty = torch.tensor([i >= n for i in range(len(members))])  # every arm but the twin
 
-    def batch(step: int):
-        inp, tgt = clean(step)
-        if step >= corrupt_from:
-            tgt = torch.randint(0, src.V, tgt.shape, generator=gen).to(tgt.device)
+    def batch(step: int, active: list[int]):
+        inp, tgt = clean(step, active)
+        if corrupt and step >= fault_step:  # a data fault: targets become uniform noise
+            noise = torch.randint(0, V, tgt.shape, generator=gen)
+            tgt = torch.where(faulty[active].view(-1, 1, 1), noise, tgt)
         return inp, tgt
-    hist = train_stacked(net, batch, steps, lr, schedule="constant", lr_scale=scale)
-    return {n: hist.array(n) for n in SIGNALS}
+    mult = lambda t: torch.tensor([f(t) for f in arms.values()]).repeat_interleave(n)
+    act: list = []
 
-
-def _signals(draws, seeds, faults, corrupt, fault_step, L, d, n_head, lr, steps, B, T, V, order, alpha, device):
-    """Signals of every run, data draws outermost: fault name -> signal -> (steps, draws·seeds)."""
-    out: dict = {f: {n: [] for n in SIGNALS} for f in ("free", *faults)}
-    for draw in draws:
-        src = MarkovSource(V=V, order=order, alpha=alpha, seed=int(draw))
-        for f, scale in {"free": lambda t: 1.0, **faults}.items():
-            cut = fault_step if corrupt and f != "free" else steps
-            sig = _run(src, seeds, scale, cut, L, d, n_head, lr, steps, B, T, device)
-            for n in SIGNALS:
-                out[f][n].append(sig[n])
-    return {f: {n: np.concatenate(v, axis=1) for n, v in s.items()} for f, s in out.items()}
+    def on_step(step: int, logits: torch.Tensor, active: list[int]) -> None:
+        act.append(stack.last_act.numpy())
+    tr = run_stack(stack, batch, [lr] * len(members), steps, 0, "constant", scale=mult, on_step=on_step)
+    sig = {"loss": tr.array("loss"), "grad_norm": tr.array("grad_norm"), "act_norm": np.stack(act)}
+    return {a: {k: v[:, i * n:(i + 1) * n] for k, v in sig.items()} for i, a in enumerate(arms)}
 
 
 def grad_norm_early_warning(fault_step: PosInt, lr_spike: Pos, lr_growth: Pos, corrupt_labels: bool,
                             far: Pos, window: PosInt, L: PosInt, d: PosInt, n_head: PosInt, lr: Pos,
                             steps: PosInt, B: PosInt, T: PosInt, V: PosInt, order: PosInt, alpha: Pos,
-                            data_draws: Seeds, seeds: Seeds, device: str) -> Evidence:
+                            data_draws: Seeds, seeds: Seeds) -> Evidence:
     """Detection delay of each signal after a learning-rate fault, every signal calibrated to the
     same false-alarm rate `far` on fault-free twins. Lead = loss delay − signal delay, per run."""
     faults = {"spike": lambda t: lr_spike if t >= fault_step else 1.0,
               "ramp": lambda t: lr_growth ** max(0, t - fault_step + 1)}
     sig = _signals(data_draws, seeds, faults, corrupt_labels, fault_step, L, d, n_head, lr, steps,
-                   B, T, V, order, alpha, device)
+                   B, T, V, order, alpha)
     z = {f: {n: zscores(v, window) for n, v in s.items()} for f, s in sig.items()}
     thr = {n: calibrate(z["free"][n], fault_step, far) for n in SIGNALS}
     measured, table = {}, []

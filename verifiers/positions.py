@@ -23,9 +23,11 @@ from principia.evidence import Evidence, Figure, Series, interval_from_samples
 from principia.types import Pos, PosInt, Seeds
 
 from .lab.gpt import GPTConfig
-from .lab.stacked_gpt import StackedGPT, train_stacked
+from .lab.stacks import GPTStack
+from .lab.tuning import nested_seed
+from .replicates import gpt_stack, members_of, run_stack
 
-__all__ = ["length_extrapolation", "per_position_ce", "TopicSource", "SCHEMES"]
+__all__ = ["length_extrapolation", "per_position_ce", "topic_batches", "TopicSource", "SCHEMES"]
 
 SCHEMES = ("learned", "rope", "alibi", "none")
 
@@ -62,30 +64,33 @@ class TopicSource:
 
 
 @torch.no_grad()
-def per_position_ce(net: StackedGPT, src: TopicSource, tokens: torch.Tensor) -> np.ndarray:
-    """Expected cross-entropy against the true next-token distribution, per copy and predicted
-    position t = 1..T-1 -> (K, T-1). tokens: (n, T), shared by all copies."""
-    logits = net(tokens[:, :-1][None].expand(net.K, -1, -1))  # (K, n, T-1, V)
+def per_position_ce(stack: GPTStack, src: TopicSource, tokens: torch.Tensor) -> np.ndarray:
+    """Expected cross-entropy against the true next-token distribution, per member and predicted
+    position t = 1..T-1 -> (K, T-1). tokens: (n, T), shared by all members."""
+    logits = stack(tokens[:, :-1][None].expand(stack.K, -1, -1))  # (K, n, T-1, V)
     true = src.true_next(tokens)  # (n, T-1, V)
     return -(true[None] * torch.log_softmax(logits, -1)).sum(-1).mean(1).numpy()
 
 
-def copy_batches(src: TopicSource, seeds: Seeds, B: int, T: int):
-    """Batches with soft targets (the true next-token distribution), one data stream per seed."""
+def topic_batches(src: TopicSource, seeds: list[int], B: int, T: int):
+    """Batches with soft targets (the true next-token law), one data stream per member seed."""
     rngs = [np.random.default_rng(int(s) + 10_000) for s in seeds]
 
-    def batch(step: int):
+    def batch(step: int, active: list[int]):
         xs = [src.sample(B, T + 1, r) for r in rngs]
+        xs = [xs[i] for i in active]
         return torch.stack([x[:, :-1] for x in xs]), torch.stack([src.true_next(x) for x in xs])
     return batch
 
 
-def _train_eval(src, pos, seeds, T, Tlong, L, d, n_head, lr, steps, B, ev) -> np.ndarray:
-    """Per-position loss of each seed's model of one scheme -> (K, Tlong-1)."""
+def _train_eval(src, draw, pos, seeds, T, Tlong, L, d, n_head, lr, steps, B, ev) -> np.ndarray:
+    """Per-position loss of each seed's model of one scheme, one draw -> (seeds, Tlong-1)."""
     cfg = GPTConfig(vocab_size=src.V, n_ctx=Tlong, n_layer=L, d_model=d, n_head=n_head, pos=pos)
-    net = StackedGPT(cfg, seeds)
-    train_stacked(net, copy_batches(src, seeds, B, T), steps, lr)
-    return per_position_ce(net, src, ev)
+    members = members_of(1, seeds)
+    stack = gpt_stack(cfg, [draw], members)
+    run_stack(stack, topic_batches(src, [nested_seed(draw, s) for _, s in members], B, T),
+              [lr] * len(members), steps, 0, "cosine")
+    return per_position_ce(stack, src, ev)
 
 
 def _ratios(ce: np.ndarray, T: int) -> np.ndarray:
@@ -107,7 +112,7 @@ def length_extrapolation(T: PosInt, factor: PosInt, schemes: list[str], V: PosIn
         ev = src.sample(eval_seqs, Tlong, np.random.default_rng(int(draw) + 7))
         floor.append(src.optimal_loss(ev).numpy())
         for pos in schemes:
-            ce[pos].append(_train_eval(src, pos, seeds, T, Tlong, L, d, n_head, lr, steps, B, ev))
+            ce[pos].append(_train_eval(src, draw, pos, seeds, T, Tlong, L, d, n_head, lr, steps, B, ev))
     ce = {p: np.concatenate(v) for p, v in ce.items()}  # (runs, Tlong-1)
     ratios = {p: _ratios(c, T) for p, c in ce.items()}
     measured = {f"ratio_{p}": interval_from_samples(r, note=f"loss past {T} / loss at {T // 2}..{T}, {p}")

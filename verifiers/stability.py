@@ -1,8 +1,8 @@
 """Training stability: layer-norm placement and gradient clipping (z-loss: ``zloss.py``;
 early-warning signals: ``early_warning.py``).
 
-Runs use the stacked tiny GPT (several seeds in one batched model, each with its own init and
-data) on Markov sources of known entropy, except the clipping claim, which uses Pascanu et al.
+Runs use the lab's batched GPT stack (runs of every arm in one batched model, each with its own
+init and data) on Markov sources of known entropy, except the clipping claim, which uses Pascanu et al.
 2012's one-unit recurrent network, whose loss surface has a cliff.
 """
 from __future__ import annotations
@@ -17,7 +17,10 @@ from principia.types import Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .lab.stacked_gpt import StackedGPT, markov_batches, markov_eval, per_seed_loss, train_stacked
+from .lab.batched import BatchedAdamW, lr_table, member_ce, train
+from .lab.stacks import GPTStack
+from .lab.tuning import nested_seed
+from .replicates import draw_batches, draw_eval, gpt_stack, members_of
 
 __all__ = ["pre_norm", "NORM_TABLE", "grad_clipping", "unigram_entropy"]
 
@@ -36,78 +39,72 @@ NORM_TABLE: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _net(norm: str, init: str, L: int, d: int, n_head: int, V: int, T: int, seeds: list[int],
-         device: str) -> StackedGPT:
-    """The stacked GPT with the lab's init, or ('xavier') the init of Xiong et al.'s analysis:
-    Xavier-normal weight matrices and unit-norm token/position vectors (N(0, 1/d) entries)."""
-    net = StackedGPT(GPTConfig(vocab_size=V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head, norm=norm),
-                     seeds, device)
-    if init == "xavier":
-        gen = torch.Generator().manual_seed(int(seeds[0]) + 777)
-        with torch.no_grad():
-            for name, p in net.P.items():
-                if name in ("wte.weight", "wpe.weight"):
-                    std = d ** -0.5
-                elif p.dim() == 3:  # (K, out, in)
-                    std = math.sqrt(2.0 / (p.shape[1] + p.shape[2]))
-                else:
-                    continue
-                p.copy_(torch.randn(p.shape, generator=gen).to(p.device) * std)
-    elif init != "lab":
+def _stack(norm: str, init: str, L: int, d: int, n_head: int, V: int, T: int, draws, members) -> GPTStack:
+    """The GPT stack with the lab's init, or ('xavier') the init of Xiong et al.'s analysis:
+    Xavier-normal weight matrices and unit-norm token/position vectors (N(0, 1/d) entries).
+    Members with the same (draw, seed) get the same weights, whatever arm they belong to."""
+    stack = gpt_stack(GPTConfig(vocab_size=V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head, norm=norm), draws, members)
+    if init not in ("lab", "xavier"):
         raise ValueError(f"init must be 'lab' or 'xavier' (got {init!r})")
-    return net
+    if init == "lab":
+        return stack
+    with torch.no_grad():
+        for k, (j, s) in enumerate(members):
+            gen = torch.Generator().manual_seed(nested_seed(draws[j], s) + 777)
+            for name in stack.shapes:
+                p = stack.p(name)[k]
+                if name in ("wte.weight", "wpe.weight"):
+                    p.copy_(torch.randn(p.shape, generator=gen) * d ** -0.5)
+                elif p.dim() == 2:  # (out, in)
+                    p.copy_(torch.randn(p.shape, generator=gen) * math.sqrt(2.0 / sum(p.shape)))
+    return stack
 
 
-def _grad_norms_at_init(norm: str, init: str, L: int, d: int, n_head: int, src: MarkovSource,
-                        seeds: list[int], B: int, T: int, device: str) -> np.ndarray:
-    """‖∂loss/∂W₂‖ of each layer's FFN output matrix at initialisation -> (L, seeds).
+def _grad_norms_at_init(norm, init, L, d, n_head, srcs, draws, members, B, T) -> np.ndarray:
+    """‖∂loss/∂W₂‖ of each layer's FFN output matrix at initialisation -> (L, members).
     W₂ (here mlp.proj) is the matrix Xiong et al. 2020 plot in Fig. 3."""
-    net = _net(norm, init, L, d, n_head, src.V, T, seeds, device)
-    inp, tgt = markov_batches(src, seeds, B, T, device=device)(0)
-    per_seed_loss(net(inp), tgt).sum().backward()
-    return np.stack([net.P[f"blocks.{i}.mlp.proj.weight"].grad.flatten(1).norm(dim=1).cpu().numpy()
-                     for i in range(L)])
+    stack = _stack(norm, init, L, d, n_head, srcs[0].V, T, draws, members)
+    inp, tgt = draw_batches(srcs, draws, members, B, T, soft=True)(0, list(range(stack.K)))
+    member_ce(stack(inp), tgt).sum().backward()
+    return np.stack([stack.p(f"blocks.{i}.mlp.proj.weight").grad.flatten(1).norm(dim=1).numpy() for i in range(L)])
 
 
-def _train_arms(src, seeds, init, L, d, n_head, lr, warmup, steps, B, T, ev, device) -> dict:
-    """Final expected CE per seed and training curves of the four arms (norm × warm-up)."""
+def _train_arms(srcs, evs, draws, seeds, init, L, d, n_head, lr, warmup, steps, B, T) -> dict:
+    """Final expected CE and training curves of the four arms (norm × warm-up); one stack per
+    placement, its members the runs without and then with warm-up (same init and data)."""
+    members = members_of(len(draws), seeds, repeat=2)
+    n, K = len(members) // 2, len(members)
+    no_wu, wu = (lr_table([lr] * n, [steps] * n, "cosine", w) for w in (0, warmup))
     out = {}
     for norm in ("pre", "post"):
-        for w in (0, warmup):
-            net = _net(norm, init, L, d, n_head, src.V, T, seeds, device)
-            hist = train_stacked(net, markov_batches(src, seeds, B, T, device=device), steps, lr, warmup=w)
-            out[(norm, w > 0)] = (np.nan_to_num(markov_eval(net, src, ev), nan=math.log(src.V)),
-                                  hist.array("loss"))
+        stack = _stack(norm, init, L, d, n_head, srcs[0].V, T, draws, members)
+        tr = train(stack, BatchedAdamW(stack, betas=(0.9, 0.95)), draw_batches(srcs, draws, members, B, T, soft=True),
+                   lambda t: torch.cat([no_wu(t), wu(t)]), [steps] * K, [0.0] * K)
+        ce, loss = np.nan_to_num(draw_eval(stack, srcs, members, evs), nan=math.log(srcs[0].V)), tr.array("loss")
+        out[(norm, False)], out[(norm, True)] = (ce[:n], loss[:, :n]), (ce[n:], loss[:, n:])
     return out
 
 
-def _norm_runs(draws, seeds, init, L, d, n_head, lr, warmup, steps, B, B_init, T, V, order, alpha,
-               eval_seqs, device):
-    """Gradient norms at init and the four training arms, over data draws (seeds nested) ->
-    (grad norms {(init, norm): (L, runs)}, final CE {arm: (runs,)}, curves of the first draw)."""
-    g, final, curves = {}, {}, None
-    for draw in draws:
-        src = MarkovSource(V=V, order=order, alpha=alpha, seed=int(draw))
-        for i in (init, "lab"):
-            for n in ("pre", "post"):
-                g.setdefault((i, n), []).append(_grad_norms_at_init(n, i, L, d, n_head, src, seeds, B_init, T, device))
-        ev = src.sample(eval_seqs, T + 1, np.random.default_rng(int(draw) + 7))[:, :-1]
-        arms = _train_arms(src, seeds, init, L, d, n_head, lr, warmup, steps, B, T, ev, device)
-        for k, (ce, curve) in arms.items():
-            final.setdefault(k, []).append(ce)
-        curves = curves or {k: c for k, (_, c) in arms.items()}
-    return ({k: np.concatenate(v, axis=1) for k, v in g.items()},
-            {k: np.concatenate(v) for k, v in final.items()}, curves)
+def _norm_runs(draws, seeds, init, L, d, n_head, lr, warmup, steps, B, B_init, T, V, order, alpha, eval_seqs):
+    """Gradient norms at init ({(init, norm): (L, runs)}), final CE per arm ({arm: (runs,)}) and
+    the arms' training curves, runs = draws × seeds."""
+    srcs = [MarkovSource(V=V, order=order, alpha=alpha, seed=int(s)) for s in draws]
+    evs = [src.sample(eval_seqs, T + 1, np.random.default_rng(int(s) + 7))[:, :-1] for src, s in zip(srcs, draws)]
+    members = members_of(len(draws), seeds)
+    g = {(i, n): _grad_norms_at_init(n, i, L, d, n_head, srcs, draws, members, B_init, T)
+         for i in (init, "lab") for n in ("pre", "post")}
+    arms = _train_arms(srcs, evs, draws, seeds, init, L, d, n_head, lr, warmup, steps, B, T)
+    return g, {k: ce for k, (ce, _) in arms.items()}, {k: c for k, (_, c) in arms.items()}
 
 
 def pre_norm(L: PosInt, d: PosInt, n_head: PosInt, init: str, lr: Pos, warmup: PosInt, steps: PosInt,
              B: PosInt, B_init: PosInt, T: PosInt, V: PosInt, order: PosInt, alpha: Pos,
-             data_draws: Seeds, seeds: Seeds, eval_seqs: PosInt, device: str) -> Evidence:
+             data_draws: Seeds, seeds: Seeds, eval_seqs: PosInt) -> Evidence:
     """Pre-LN vs post-LN: gradient norms per layer at init, and training at a high peak LR with
     and without warm-up (Xiong et al. 2020, Fig. 3 and Thm. 1; §3.2 on warm-up). Plus the seed's
     table of published models checked against their papers."""
     g, final, curves = _norm_runs(data_draws, seeds, init, L, d, n_head, lr, warmup, steps, B, B_init, T, V,
-                                  order, alpha, eval_seqs, device)
+                                  order, alpha, eval_seqs)
     measured = {**_training_measures(final, steps, lr, warmup), **_init_measures(g, init), **_table_measures()}
     layers = list(range(1, L + 1))
     gi = {n: g[(init, n)] for n in ("pre", "post")}

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import NonNeg, Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .lab.stacked_gpt import StackedGPT, markov_batches, markov_eval, train_stacked
+from .replicates import draw_batches, draw_eval, gpt_stack, members_of, run_stack
 from .stability import unigram_entropy
 
 __all__ = ["z_loss", "unstable", "lr_sensitivity"]
@@ -40,23 +41,30 @@ def lr_sensitivity(final_ce: np.ndarray, init_loss: float) -> np.ndarray:
     return (capped - capped.min(0)).mean(0)
 
 
-def _sweep(arm, lrs, draws, seeds, L, d, n_head, steps, warmup, B, T, V, order, alpha, eval_seqs, device):
-    """Final CE and training-loss curves of one arm over the sweep -> ((lrs, runs), [(steps, runs)])."""
-    z_coef, max_z_coef = arm
-    ce = np.zeros((len(lrs), len(draws) * len(seeds)))
-    curves, logz = [], np.zeros_like(ce)
-    for j, draw in enumerate(draws):
-        src = MarkovSource(V=V, order=order, alpha=alpha, seed=int(draw))
-        ev = src.sample(eval_seqs, T + 1, np.random.default_rng(int(draw) + 7))[:, :-1]
-        cols = slice(j * len(seeds), (j + 1) * len(seeds))
-        for i, lr in enumerate(lrs):
-            net = StackedGPT(GPTConfig(vocab_size=V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head), seeds, device)
-            hist = train_stacked(net, markov_batches(src, seeds, B, T, device=device), steps, lr,
-                                 warmup=warmup, z_loss=z_coef, max_z=max_z_coef)
-            ce[i, cols] = markov_eval(net, src, ev)
-            logz[i, cols] = hist.array("log_z")[-1]
-            curves.append(hist.array("loss"))
-    return ce, curves, logz
+def _sweep(arms, lrs, draws, seeds, L, d, n_head, steps, warmup, B, T, V, order, alpha, eval_seqs):
+    """One stack: arms × LRs × draws × seeds, paired over (draw, seed). -> per arm: final CE
+    (lrs, runs), training-loss curves (lrs, steps, runs) and final mean |log Z| (lrs, runs)."""
+    srcs = [MarkovSource(V=V, order=order, alpha=alpha, seed=int(s)) for s in draws]
+    evs = [src.sample(eval_seqs, T + 1, np.random.default_rng(int(s) + 7))[:, :-1] for src, s in zip(srcs, draws)]
+    blocks = [(a, lr) for a in arms for lr in lrs]
+    members = members_of(len(draws), seeds, repeat=len(blocks))
+    n = len(draws) * len(seeds)
+    zc = torch.tensor([arms[a][0] for a, _ in blocks]).repeat_interleave(n)
+    mz = torch.tensor([arms[a][1] for a, _ in blocks]).repeat_interleave(n)
+    stack = gpt_stack(GPTConfig(vocab_size=V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head), draws, members)
+    aux = lambda lg: (zc * torch.logsumexp(lg, -1).pow(2).flatten(1).mean(1)
+                      + mz * lg.amax(-1).pow(2).flatten(1).mean(1))
+    logz = {}
+
+    def on_step(step: int, lg: torch.Tensor, active: list[int]) -> None:
+        if step == steps - 1:
+            logz["z"] = torch.logsumexp(lg, -1).abs().flatten(1).mean(1).numpy()
+    tr = run_stack(stack, draw_batches(srcs, draws, members, B, T, soft=True), [lr for _, lr in blocks for _ in range(n)],
+                   steps, warmup, "cosine", aux=aux, on_step=on_step)
+    ce, loss = draw_eval(stack, srcs, members, evs), tr.array("loss")  # (K,), (steps, K)
+    shape = (len(arms), len(lrs), n)
+    return {a: (ce.reshape(shape)[i], loss.reshape(steps, *shape)[:, i].transpose(1, 0, 2), logz["z"].reshape(shape)[i])
+            for i, a in enumerate(arms)}
 
 
 def _ceilings(draws, seeds, V, order, alpha) -> np.ndarray:
@@ -67,17 +75,15 @@ def _ceilings(draws, seeds, V, order, alpha) -> np.ndarray:
 
 def z_loss(z_coef: NonNeg, max_z_coef: NonNeg, lrs: list[float], spike_nats: Pos, L: PosInt, d: PosInt,
            n_head: PosInt, steps: PosInt, warmup: int, B: PosInt, T: PosInt, V: PosInt, order: PosInt,
-           alpha: Pos, eval_seqs: PosInt, data_draws: Seeds, seeds: Seeds, device: str) -> Evidence:
+           alpha: Pos, eval_seqs: PosInt, data_draws: Seeds, seeds: Seeds) -> Evidence:
     """Train without an auxiliary loss, with PaLM's z-loss (z_coef·log²Z) and with the max-z loss
     (max_z_coef·z², z the largest logit) at every peak LR of the sweep; paired by run."""
     arms = {"none": (0.0, 0.0), "z-loss": (z_coef, 0.0), "max-z": (0.0, max_z_coef)}
     ceiling = _ceilings(data_draws, seeds, V, order, alpha)
     out = {}
-    for name, arm in arms.items():
-        ce, curves, logz = _sweep(arm, lrs, data_draws, seeds, L, d, n_head, steps, warmup, B, T, V,
-                                  order, alpha, eval_seqs, device)
-        bad = np.stack([unstable(ce[i], _curve(curves, i, len(lrs)), ceiling, spike_nats, warmup)
-                        for i in range(len(lrs))])
+    for name, (ce, curves, logz) in _sweep(arms, lrs, data_draws, seeds, L, d, n_head, steps, warmup, B, T, V,
+                                           order, alpha, eval_seqs).items():
+        bad = np.stack([unstable(ce[i], curves[i], ceiling, spike_nats, warmup) for i in range(len(lrs))])
         out[name] = {"ce": ce, "bad": bad, "sens": lr_sensitivity(ce, math.log(V)), "logz": logz}
     measured = _measures(out, lrs)
     runs = len(data_draws) * len(seeds)
@@ -93,11 +99,6 @@ def z_loss(z_coef: NonNeg, max_z_coef: NonNeg, lrs: list[float], spike_nats: Pos
                            "data": [f"order-{order} Markov, V={V}"]},
                     notes=[f"Unstable: final CE above the source's unigram entropy, not finite, or a training-loss "
                            f"rise of {spike_nats:g} nats above its best after {warmup} warm-up steps."])
-
-
-def _curve(curves: list, i: int, n_lrs: int) -> np.ndarray:
-    """Training-loss curves of LR index i, all draws side by side -> (steps, runs)."""
-    return np.concatenate(curves[i::n_lrs], axis=1)
 
 
 def _measures(out: dict, lrs: list[float]) -> dict:

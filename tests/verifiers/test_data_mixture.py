@@ -8,20 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiers import data_mixture as dm
+from verifiers import doremi
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.stacked import StackedMLPLM, blend_sources, with_rows
 from verifiers.lab.train import MLPLM
 
 fast = settings(max_examples=40, deadline=None)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_stacked_members_equal_separately_built_models():
@@ -71,7 +63,7 @@ def test_pools_give_the_same_prefix_however_many_are_asked():
 def test_doremi_step_upweights_larger_excess_and_stays_on_the_simplex(excess):
     """One Group-DRO step keeps weights summing to 1, above c/k, ordered like the excess losses."""
     k = len(excess)
-    a = dm.doremi_weights(np.array(excess), np.full(k, 1 / k), eta=1.0, c=1e-3)
+    a = doremi.doremi_weights(np.array(excess), np.full(k, 1 / k), eta=1.0, c=1e-3)
     assert a.sum() == pytest.approx(1)
     assert (a >= 1e-3 / k - 1e-12).all()
     order = np.argsort(excess)
@@ -80,8 +72,18 @@ def test_doremi_step_upweights_larger_excess_and_stays_on_the_simplex(excess):
 
 def test_single_domain_mixture_equals_the_single_source():
     """With K = 1 the two models see the same data from the same start, so the gain is exactly 0."""
-    ev = dm.data_diversity(K=1, steps=5, B=4, T=8, d_hidden=8, d_emb=4, seeds=[0, 1])
+    ev = dm.data_diversity(V=32, K=1, alpha=0.5, support=8, lam=0.5, steps=5, B=4, T=8, lr=0.01, d_hidden=8,
+                           d_emb=4, seeds=[0, 1])
     assert ev.measured["heldout_gain"].value == 0
+
+
+def test_vanishing_dro_step_keeps_doremi_at_the_baseline():
+    """With η → 0 the weights stay uniform, so DoReMi's main model is the reference: no gain."""
+    ev = doremi.data_mixture_weights(V=8, supports=[2, 4], alpha=0.5, lam=0.5, steps=4, B=4, T=6, lr=0.01,
+                                     d_hidden=8, d_emb=4, eta=1e-9, c=1e-3, eval_every=2, data_draws=[0, 1],
+                                     seeds=[0])
+    assert abs(ev.measured["avg_loss_gain"].value) < 1e-6
+    assert ev.replication["data_draws"] == 2
 
 
 def test_rare_vocabulary_is_rare_in_general_text_and_common_in_the_domain():

@@ -31,7 +31,7 @@ def test_tiny_run_reports_both_faults():
     """A tiny run reports leads for the sudden and the developing fault and equal false-alarm rates."""
     ev = ew.grad_norm_early_warning(fault_step=12, lr_spike=30.0, lr_growth=1.1, corrupt_labels=False, far=0.5,
                                     window=5, L=1, d=8, n_head=2, lr=3e-3, steps=20, B=4, T=6, V=8, order=1,
-                                    alpha=0.5, data_draws=[0], seeds=[0, 1, 2, 3], device="cpu")
+                                    alpha=0.5, data_draws=[0], seeds=[0, 1, 2, 3])
     for key in ("lead_grad_norm_spike", "lead_act_norm_spike", "lead_grad_norm_ramp", "lead_act_norm_ramp"):
         assert np.isfinite(ev.measured[key].value), key
     assert ev.replication["seeds"] == 4

@@ -24,15 +24,6 @@ fast = settings(max_examples=40, deadline=None)
 pos = st.floats(min_value=1e-3, max_value=1e3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @fast
 @given(g2=pos, tr=pos, b=st.integers(1, 64), k=st.integers(2, 64))
 def test_noise_scale_inverts_the_batch_norm_identity(g2, tr, b, k):

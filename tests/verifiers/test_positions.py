@@ -7,7 +7,7 @@ import torch
 
 from verifiers import positions
 from verifiers.lab.gpt import GPTConfig
-from verifiers.lab.stacked_gpt import StackedGPT
+from verifiers.lab.stacks import GPTStack
 
 SMALL = dict(T=6, factor=2, schemes=["learned", "rope", "alibi", "none"], V=5, topics=3, alpha=0.5, lam=0.5,
              L=1, d=8, n_head=2, lr=0.01, steps=2, B=4, data_draws=[0], seeds=[0, 1], eval_seqs=8)
@@ -37,8 +37,8 @@ def test_one_topic_has_a_flat_optimal_loss():
 @pytest.mark.parametrize("pos", ["rope", "alibi", "none"])
 def test_relative_schemes_run_beyond_the_training_length(pos):
     """Rotary, ALiBi and no-position models accept sequences longer than any seen in training."""
-    net = StackedGPT(GPTConfig(vocab_size=5, n_ctx=4, n_layer=1, d_model=8, n_head=2, pos=pos), [0])
-    assert net(torch.randint(0, 5, (1, 2, 16))).shape == (1, 2, 16, 5)
+    stack = GPTStack(GPTConfig(vocab_size=5, n_ctx=4, n_layer=1, d_model=8, n_head=2, pos=pos), [0], "cpu")
+    assert stack(torch.randint(0, 5, (1, 2, 16))).shape == (1, 2, 16, 5)
 
 
 def test_tiny_run_reports_every_scheme_and_the_optimum():

@@ -56,15 +56,15 @@ def test_unigram_entropy_of_an_order_one_source():
 
 def test_xavier_init_gives_unit_norm_embeddings():
     """The Xiong-style init draws token vectors with entries of variance 1/d."""
-    net = stability._net("post", "xavier", 2, 64, 4, 50, 8, [0], "cpu")
-    norms = net.P["wte.weight"][0].norm(dim=1)
+    stack = stability._stack("post", "xavier", 2, 64, 4, 50, 8, [0], [(0, 0)])
+    norms = stack.p("wte.weight")[0].detach().norm(dim=1)
     assert float(norms.mean()) == pytest.approx(1.0, rel=0.1)
 
 
 def test_pre_norm_reports_the_warm_up_arms():
     """A tiny run measures warm-up's gain for both placements, paired over draws and seeds."""
     ev = stability.pre_norm(L=2, d=8, n_head=2, init="xavier", lr=0.03, warmup=2, steps=6, B=4, B_init=8, T=6,
-                            V=5, order=1, alpha=0.5, data_draws=[0, 1], seeds=[0, 1], eval_seqs=8, device="cpu")
+                            V=5, order=1, alpha=0.5, data_draws=[0, 1], seeds=[0, 1], eval_seqs=8)
     for key in ("warmup_gain_post", "warmup_gain_pre", "warmup_need_post_minus_pre", "grad_growth_post"):
         assert ev.measured[key].finite() and ev.measured[key].n == 4, key
     assert ev.replication["data_draws"] == 2

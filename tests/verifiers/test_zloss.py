@@ -40,7 +40,6 @@ def test_lr_sensitivity_caps_at_the_initial_loss():
 def test_zero_coefficients_change_nothing():
     """With both coefficients zero the arms are the same runs: no reduction and no cost."""
     ev = zloss.z_loss(z_coef=0.0, max_z_coef=0.0, lrs=[0.01, 0.3], spike_nats=1.0, L=1, d=8, n_head=2, steps=4,
-                      warmup=1, B=4, T=6, V=8, order=1, alpha=0.5, eval_seqs=8, data_draws=[0], seeds=[0, 1],
-                      device="cpu")
+                      warmup=1, B=4, T=6, V=8, order=1, alpha=0.5, eval_seqs=8, data_draws=[0], seeds=[0, 1])
     for key in ("unstable_reduction_zloss", "lr_sensitivity_reduction_maxz", "ce_cost_zloss_rel"):
         assert ev.measured[key].value == 0.0, key
