@@ -104,21 +104,9 @@ def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
 
 # ---------------------------------------------------------------- loss-power-law
 
-def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: Seeds, zipf: NonNeg,
-                   n_boot: int, text_k: PosInt, text_bytes: PosInt, device: str) -> Evidence:
-    """L(N) at fixed data: fit L = E + A·N^-α on `widths` (E known; also E free) and predict `holdout`.
-
-    Per seed (same data stream for every size): fit with E known, measure R² of log(L − E) on
-    log N and the signed error of the predicted held-out loss as a fraction of its reducible
-    part L − E. Intervals: Student-t over seeds. The same widths are also trained on real text
-    (the standard library's source, bytes, over the last `text_k` bytes), fitted with E free.
-    """
-    lab = Lab(zipf=zipf)
-    E = lab.source().entropy
-    hs = sorted(widths) + [holdout]
-    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in hs], 0, device)
-    L = np.array([r.loss["train"] for r in runs]).reshape(len(seeds), len(hs))
-    N = np.array([lab.N(h) for h in hs], dtype=float)
+def _power_law_measures(N: np.ndarray, L: np.ndarray, E: float, n_boot: int) -> tuple[dict, list]:
+    """Fits on all sizes but the last (per seed and pooled; E known and E free) and the last
+    size's forecast error as a share of its reducible loss. -> measures, [pooled, pooled free]."""
     mean = L.mean(0)
     pooled = fit_power_law(N[:-1], mean[:-1], E=E, n_boot=n_boot)
     pooled_free = fit_power_law(N[:-1], mean[:-1], n_boot=n_boot)
@@ -138,8 +126,13 @@ def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: See
         "holdout_error_free_E": interval_from_samples(err_free),
         "entropy": Measure(E, unit="nats", note="exact entropy rate of the source"),
     }
+    return measured, [pooled, pooled_free]
+
+
+def _power_law_figure(N: np.ndarray, mean: np.ndarray, E: float, pooled, pooled_free,
+                      tokens: int) -> Figure:
     xs = np.geomspace(N[0] / 1.5, N[-1] * 1.5, 40)
-    fig = Figure(
+    return Figure(
         "Loss against model size at fixed data", "non-embedding parameters N", "loss − E (nats)",
         [Series("runs (mean over seeds)", N[:-1], mean[:-1] - E, "points"),
          Series("held-out larger model", N[-1:], mean[-1:] - E, "points"),
@@ -147,19 +140,36 @@ def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: See
          Series(f"fit, E free: α = {pooled_free.alpha:.2f}", xs, pooled_free.predict(xs) - E,
                 "dashed")],
         xscale="log", yscale="log",
-        caption=f"{steps * lab.tokens_per_step:,} training tokens for every size; "
-                f"E = {E:.4f} nats is the source's exact entropy.")
-    table = [{"h": h, "N": int(n), "loss_mean": float(m), "loss_minus_E": float(m - E)}
-             for h, n, m in zip(hs, N, mean)]
+        caption=f"{tokens:,} training tokens for every size; E = {E:.4f} nats is the source's "
+                "exact entropy.")
+
+
+def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: Seeds, zipf: NonNeg,
+                   n_boot: int, text_k: PosInt, text_bytes: PosInt, device: str) -> Evidence:
+    """L(N) at fixed data: fit L = E + A·N^-α on `widths` (E known; also E free) and predict `holdout`.
+
+    Per seed (same data stream for every size): fit with E known, measure R² of log(L − E) on
+    log N and the signed error of the predicted held-out loss as a fraction of its reducible
+    part L − E. Intervals: Student-t over seeds. The same widths are also trained on real text
+    (the standard library's source, bytes, over the last `text_k` bytes), fitted with E free.
+    """
+    lab = Lab(zipf=zipf)
+    E, hs, tokens = lab.source().entropy, sorted(widths) + [holdout], steps * lab.tokens_per_step
+    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in hs], 0, device)
+    L = np.array([r.loss["train"] for r in runs]).reshape(len(seeds), len(hs))
+    N = np.array([lab.N(h) for h in hs], dtype=float)
+    measured, (pooled, pooled_free) = _power_law_measures(N, L, E, n_boot)
     L_text = text_losses(hs, steps, list(seeds), text_k, lab.d_emb, lab.lr, lab.batch, lab.T,
                          text_bytes, device)
-    text_measured, text_fig = text_power_law_measures(hs, L_text, text_k, lab.d_emb,
-                                                      steps * lab.tokens_per_step)
+    text_measured, text_fig = text_power_law_measures(hs, L_text, text_k, lab.d_emb, tokens)
     measured.update(text_measured)
+    table = [{"h": h, "N": int(n), "loss_mean": float(m), "loss_minus_E": float(m - E)}
+             for h, n, m in zip(hs, N, L.mean(0))]
     notes = [f"Pooled fit (seed means), E known: A = {pooled.A:.3g}, α = {pooled.alpha:.3f} "
              f"{_iv(pooled.intervals.get('alpha'))}, R² = {pooled.r2:.4f}.",
              f"Pooled fit, E free: E = {pooled_free.E:.4f} {_iv(pooled_free.intervals.get('E'))} "
              f"vs exact {E:.4f}; α = {pooled_free.alpha:.3f}."]
+    fig = _power_law_figure(N, L.mean(0), E, pooled, pooled_free, tokens)
     ev = Evidence(measured=measured, figures=[fig, text_fig], table=table, notes=notes, seeds=list(seeds))
     sc = lab_scale(lab, runs)
     sc["max_params"] = max(sc["max_params"], mlp_params(256, text_k, lab.d_emb, hs[-1], 1))
