@@ -138,21 +138,26 @@ def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int
     """
     import torch
 
-    from verifiers.lab.stacked import StackedMLPLM, train_stacked
+    from verifiers.lab.batched import BatchedAdamW, lr_table, train
+    from verifiers.lab.stacks import MLPStack
 
-    model = StackedMLPLM(seeds, V, k=2, d_emb=16, d_hidden=32).to(device)
-    e0 = model.emb.detach().clone()
+    K = len(seeds)
+    model = MLPStack(V, 2, 16, [32] * K, 1, seeds, device)
+    e0 = model.p("emb").detach().clone()
     data = torch.as_tensor(ids, dtype=torch.int64, device=device)
     rngs = [np.random.default_rng([s, 3]) for s in seeds]
     offsets = torch.arange(T + 1, device=device)
 
-    def batch(step: int) -> torch.Tensor:  # random windows of the stream, its own per seed
+    def batch(step: int, active: list[int]):  # random windows of the stream, its own per seed
         starts = torch.as_tensor(np.stack([r.integers(0, len(ids) - T - 1, size=B) for r in rngs]),
                                  device=device)
-        return data[starts[..., None] + offsets]  # (M, B, T+1)
+        x = data[starts[..., None] + offsets]  # (M, B, T+1)
+        return x[..., :-1], x[..., 1:]
 
-    train_stacked(model, batch, steps, lr=3e-3)
-    return (model.emb.detach() - e0).norm(dim=-1).cpu().numpy()
+    # AdamW with torch's default betas, no decay, cosine from 3e-3 to zero.
+    train(model, BatchedAdamW(model, (0.9, 0.999)), batch, lr_table([3e-3] * K, [steps] * K, "cosine"),
+          [steps] * K, [0.0] * K)
+    return (model.p("emb").detach() - e0).norm(dim=-1).cpu().numpy()
 
 
 def _occurrences(tok: libbpe.LibraryBPE, text: bytes, seen: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
