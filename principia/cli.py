@@ -95,13 +95,13 @@ def _summary(rows: list[dict[str, Any]], wall: float) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .check import check
-    from .verify import parse_shard, verify
+    from .verify import parse_shard, shard_from_env, verify
     root = _root(args)
     kb = check(root, import_verifiers=False)
     for p in kb.problems:
         print(f"error: {p}", file=sys.stderr)
     try:
-        shard = parse_shard(args.shard)
+        shard = parse_shard(args.shard or shard_from_env(os.environ))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -118,7 +118,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
                   device=device, shard=shard, results_dir=args.results,
-                  on_event=_Progress(n, args.quiet))
+                  on_event=_Progress(n, args.quiet), kb=kb)
     wall = time.monotonic() - t0
     if args.json:
         print(json.dumps({"wall_s": wall, "claims": rows}, indent=1))
@@ -178,7 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--root", default=".", help="the knowledge base's folder (default: .)")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("check", help="validate every claim without running anything")
+    p = sub.add_parser("check", help="validate every claim without running any verifier (modules are imported in a time-limited child process)")
     p.add_argument("--no-import", action="store_true",
                    help="skip checking parameters against the verifiers' signatures")
     p.add_argument("--strict", action="store_true",
@@ -193,7 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="verifiers run at once (default 2)")
     p.add_argument("--force", action="store_true", help="re-run even when inputs are unchanged")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--shard", help="i/n: run every n-th claim starting at the i-th")
+    p.add_argument("--shard", help="i/n: run every n-th claim starting at the i-th (default: from "
+                   "SLURM_ARRAY_TASK_ID/_COUNT inside an sbatch --array job)")
     p.add_argument("--results", help="results folder (default: results/)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

@@ -11,13 +11,13 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
+
+from .child import child_main
 
 __all__ = ["Task", "TaskResult", "run_tasks", "DEFAULT_MEM_LIMIT", "OUTPUT_LIMIT", "REPLY_LIMIT"]
 
@@ -28,7 +28,10 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 # Imported once in the fork server: torch.optim pulls in torch._dynamo (~800 modules, 1-2 s),
 # scipy.stats serves every interval over seeds.
 PRELOAD = ["numpy", "torch", "torch.optim", "torch._dynamo", "scipy.stats", "principia.evidence",
-           "principia.registry"]
+           "principia.registry", "principia.child"]
+# A run with no more verifiers than workers forks each one once: preloading what it may not use
+# (torch._dynamo alone is 1-2 s) only delays it, so such runs preload the core alone.
+PRELOAD_FEW = ["numpy", "torch", "principia.evidence", "principia.registry", "principia.child"]
 
 
 @dataclass
@@ -55,111 +58,6 @@ class TaskResult:
     duration_s: float = 0.0
     peak_rss: int = 0  # bytes: the verifier process's peak resident memory (its children's too)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _limit_resources(mem_limit: int) -> None:
-    import resource
-    try:  # a hard ceiling on address space as a backstop to the parent's RSS watch
-        with open("/proc/self/status") as f:
-            vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
-        limit = vm + 2 * mem_limit
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except (OSError, ValueError, StopIteration):
-        pass
-
-
-def _own_group(lifeline: Any) -> None:
-    """Lead a new process group (the parent measures and kills it whole), and end that group
-    when `verify` dies: the parent holds the other end of `lifeline`, so its death is an EOF."""
-    import threading
-    os.setsid()
-    signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
-
-    def watch() -> None:
-        try:
-            lifeline.recv_bytes()
-        except BaseException:
-            pass
-        os.killpg(0, signal.SIGKILL)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _describe_device(device: str) -> str:
-    import platform
-    import torch
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
-
-
-def _peak_rss() -> int:
-    """Peak resident bytes of this process and of the children it has waited for (ranks)."""
-    import resource
-    return 1024 * max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-
-
-def _plain(x: Any, where: str) -> Any:
-    """Evidence as JSON data: numpy/torch scalars become numbers; anything else is refused
-    with the place it sits, so the parent never has to trust (unpickle) an object."""
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return x
-    if isinstance(x, dict):
-        return {str(k): _plain(v, f"{where}.{k}") for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v, f"{where}.{i}") for i, v in enumerate(x)]
-    if type(x).__module__ == "numpy" and hasattr(x, "tolist"):
-        return _plain(x.tolist(), where)
-    if getattr(x, "shape", None) == () and callable(getattr(x, "item", None)):
-        return _plain(x.item(), where)  # a 0-d tensor
-    raise TypeError(f"evidence field '{where}' holds a {type(x).__module__}.{type(x).__name__}, "
-                    f"not plain data (convert it with float(), int() or .tolist())")
-
-
-def _reply(path: str, payload: list[Any]) -> None:
-    """Write the reply atomically: the parent sees the whole file or none."""
-    text = json.dumps(payload)
-    with open(path + ".part", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".part", path)
-
-
-def _child(task: Task, reply_path: str, out_path: str, lifeline: Any) -> None:
-    """Runs in the forked process: redirect output, apply limits, call the verifier."""
-    _own_group(lifeline)
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    _limit_resources(task.mem_limit)
-    try:
-        import torch
-        torch.set_num_threads(task.threads)
-        from principia.evidence import Evidence
-        from principia.registry import bind, resolve
-        fn = resolve(task.verifier, task.root or None)
-        extra = {"tables": task.tables} if task.tables is not None else {}
-        kwargs = bind(fn, task.params, device=task.device, tier=task.tier, **extra)
-        ev = fn(**kwargs)
-        if not isinstance(ev, Evidence):
-            raise TypeError(f"verifier returned {type(ev).__name__}, expected principia.evidence.Evidence")
-        _reply(reply_path, ["ok", _plain(ev.to_json(), "evidence"), _describe_device(task.device), _peak_rss()])
-    except BaseException as e:  # report everything, including SystemExit and MemoryError
-        tb = traceback.format_exc(limit=-6)
-        try:
-            _reply(reply_path, ["raise", {"type": type(e).__name__, "message": str(e)[:2000],
-                                          "traceback": tb[-4000:]}, "", _peak_rss()])
-        except BaseException:
-            pass
-    finally:
-        sys.stdout.flush()
-        os._exit(0)  # no teardown: the reply is written, and atexit code cannot change it
 
 
 def _group_rss(pgid: int) -> int:
@@ -208,12 +106,12 @@ class _Running:
     watched: float = 0.0  # when the group's memory was last measured
 
 
-def _context() -> mp.context.BaseContext:
+def _context(few: bool = False) -> mp.context.BaseContext:
     # BLAS threads on top of torch's own oversubscribe the cores (one scipy fit went 0.25 s -> 12 s).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
+        ctx.set_forkserver_preload(PRELOAD_FEW if few else PRELOAD)
         return ctx
     return mp.get_context("spawn")
 
@@ -237,7 +135,7 @@ def _server_env() -> Iterator[None]:
 
 def _start(ctx, task: Task, tmpdir: str, lifeline: Any) -> _Running:
     base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{task.claim_id}")
-    proc = ctx.Process(target=_child, args=(task, base + ".reply", base + ".out", lifeline), daemon=True)
+    proc = ctx.Process(target=child_main, args=(task, base + ".reply", base + ".out", lifeline), daemon=True)
     with _server_env():
         proc.start()
     return _Running(task, proc, base + ".reply", base + ".out", time.monotonic())
@@ -324,8 +222,8 @@ def _finish(r: _Running, elapsed: float) -> TaskResult:
 def run_tasks(tasks: Iterable[Task], jobs: int = 1,
               on_start: Callable[[Task], None] | None = None) -> Iterable[TaskResult]:
     """Run tasks with at most `jobs` at once; yield each result as soon as it is known."""
-    ctx = _context()
     pending = list(tasks)
+    ctx = _context(few=len(pending) <= max(1, jobs))
     running: list[_Running] = []
     lifeline, alive = ctx.Pipe(duplex=False)  # never written: closes when this process ends
     with tempfile.TemporaryDirectory(prefix="principia-run-") as tmpdir:

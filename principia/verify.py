@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .audit import claim_hash as audit_hash
 from .decide import decide, replication_problem
@@ -23,7 +23,7 @@ from .runner import DEFAULT_MEM_LIMIT, Task, TaskResult, run_tasks
 from .schema import Claim
 from .store import ResultsError, ResultStore
 
-__all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "task_tables", "ENGINE_FILES"]
+__all__ = ["Plan", "plan", "verify", "decide_result", "select", "parse_shard", "shard_from_env", "task_tables", "ENGINE_FILES"]
 
 ENGINE = "principia 0.1.0"
 # Engine code that shapes a verdict: a change re-verifies everything.
@@ -52,6 +52,21 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 1 <= i <= n:
         raise ValueError(f"--shard {text}: need 1 <= i <= n")
     return i, n
+
+
+def shard_from_env(env: Mapping[str, str]) -> str | None:
+    """'i/n' from a SLURM job array (``sbatch --array``), or None outside one: task i of n counts
+    from SLURM_ARRAY_TASK_MIN (default 0), so --array=0-3 and --array=1-4 both give 1/4 … 4/4."""
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    try:
+        i = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0")) + 1
+        n = int(env["SLURM_ARRAY_TASK_COUNT"])
+    except ValueError:
+        raise ValueError("SLURM_ARRAY_TASK_ID / _MIN / _COUNT must be integers (got "
+                         f"{env.get('SLURM_ARRAY_TASK_ID')!r}, {env.get('SLURM_ARRAY_TASK_MIN')!r}, "
+                         f"{env.get('SLURM_ARRAY_TASK_COUNT')!r})") from None
+    return f"{i}/{n}"
 
 
 def did_you_mean(name: str, known: list[str]) -> str:
@@ -176,10 +191,11 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
            force: bool = False, device: str = "cpu", shard: tuple[int, int] | None = None,
            results_dir: Path | str | None = None, mem_limit: int = DEFAULT_MEM_LIMIT,
            timeout_scale: float = 1.0,
-           on_event: Callable[[str, str, dict[str, Any] | None], None] | None = None) -> list[dict[str, Any]]:
-    """Verify the chosen claims; return one summary row per claim."""
+           on_event: Callable[[str, str, dict[str, Any] | None], None] | None = None,
+           kb: KnowledgeBase | None = None) -> list[dict[str, Any]]:
+    """Verify the chosen claims; return one summary row per claim (`kb`: already loaded)."""
     root = Path(root).resolve()
-    kb = load_kb(root)
+    kb = kb if kb is not None and kb.root == root else load_kb(root)
     store = ResultStore(results_dir or root / "results")
     chosen = select(kb, ids, shard)
     plans = plan(kb, chosen, tier, device, force, store)

@@ -321,3 +321,13 @@ def test_merge_with_root_refuses_stale_results(kb_root, tmp_path):
     dest = tmp_path / "dest"
     assert merge_main([str(path.parent), str(dest), "--root", str(kb_root)]) == 1
     assert not (dest / path.name).exists()
+
+
+def test_verify_refuses_a_callable_outside_verifiers_even_without_check(kb_root):
+    """`verify` alone (no `check` first) never calls os:system: the claim errors, naming why."""
+    from principia.verify import verify
+    text = claim_text().replace("verifiers.faulty:good", "os:system")
+    write_claim(kb_root, "os-call", text.replace("params: {}", 'params: {command: "touch /tmp/principia-pwned"}'))
+    (row,) = verify(kb_root)
+    assert row["verdict"] == "error" and "outside the 'verifiers' package" in row["reason"]
+    assert not PWNED.exists()

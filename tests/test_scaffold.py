@@ -47,12 +47,15 @@ def test_a_stub_fails_check_until_its_todos_are_filled(root):
     assert kb.ok, "\n".join(map(str, kb.problems))
 
 
-def test_filled_stub_verifies_and_its_test_passes(root):
-    """After filling in the TODOs the claim verifies as supported and the generated test passes."""
+def test_filled_stub_verifies_builds_and_its_test_passes(root):
+    """After filling in the TODOs the claim verifies as supported, the site builds strictly with its
+    page, and the generated test passes: no generated file needs fixing by hand."""
+    from principia.site import build_site
     assert scaffold(root, "widget-size", "widgets", "how-scaling") == 0
     _fill_in(root / "claims" / "widget-size.yaml")
     (row,) = verify(root, ["widget-size"])
     assert row["verdict"] == "supported", row
+    assert (build_site(root) / "claims" / "widget-size.html").exists()
     test = root / "tests" / "verifiers" / "test_widgets.py"
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
                          cwd=root, capture_output=True, text=True, timeout=120)

@@ -18,45 +18,50 @@ __all__ = ["tilted_source", "methods_need_scale"]
 
 # ---------------------------------------------------------------- delta tuning vs width
 
-class _LoRA:
-    """Low-rank deltas on every weight matrix of a frozen StackedMLPLM (Hu et al. 2021, §4.1):
-    W + (α/r)·A·B with A Gaussian, B zero, so tuning starts from the pretrained function."""
+def _lora_stack(base, r: int, seed: int):
+    """Low-rank deltas on every weight matrix of a frozen MLPStack (Hu et al. 2021, §4.1):
+    W + A·B with A Gaussian (/√fan_in), B zero, so tuning starts from the pretrained function.
+    α = r: the update is A·B unscaled. -> a stack whose members are the deltas."""
+    import torch
 
-    def __init__(self, base, r: int, seed: int):
-        import torch
+    from verifiers.lab.batched import Stack
+    from verifiers.lab.stacks import MLPStack
 
-        self.base, self.r = base, r
-        g = torch.Generator().manual_seed(seed)
-        dev = base.emb.device
-        self.A = [(torch.randn(W.shape[0], W.shape[1], r, generator=g) / math.sqrt(W.shape[1]))
-                  .to(dev).requires_grad_() for W in base.W]
-        self.B = [torch.zeros(W.shape[0], r, W.shape[2], device=dev, requires_grad=True) for W in base.W]
+    g = torch.Generator().manual_seed(seed)
+    Ws = [base.p(f"W{j}").detach() for j in range(base.n_layers + 1)]
+    A = [torch.randn(W.shape[0], W.shape[1], r, generator=g) / math.sqrt(W.shape[1]) for W in Ws]
+    members = [{**{f"A{j}": a[m] for j, a in enumerate(A)},
+                **{f"B{j}": torch.zeros(r, W.shape[2]) for j, W in enumerate(Ws)}}
+               for m in range(base.K)]
 
-    def params(self) -> list:
-        return self.A + self.B
+    class LoRAStack(Stack):
+        def __call__(self, idx):
+            frozen = {n: v.detach() for n, v in base.views.items()}
+            for j in range(base.n_layers + 1):
+                frozen[f"W{j}"] = frozen[f"W{j}"] + self.p(f"A{j}") @ self.p(f"B{j}")
+            return MLPStack.__call__(_Weights(base, frozen), idx)
+    return LoRAStack(members, base.flat.device)
 
-    def __call__(self, idx):
-        import torch
-        import torch.nn.functional as F
 
-        m = self.base
-        M, Bsz, T = idx.shape
-        e = m.emb[torch.arange(M, device=idx.device)[:, None, None], idx]
-        e = F.pad(e, (0, 0, m.k - 1, 0))
-        h = torch.cat([e[:, :, j: j + T] for j in range(m.k)], dim=-1).reshape(M, Bsz * T, -1)
-        n = len(m.W)
-        for i, (W, b, A, Bm) in enumerate(zip(m.W, m.b, self.A, self.B)):
-            h = torch.baddbmm(b, h, W + A @ Bm)  # α = r: the update is A·B unscaled
-            if i < n - 1:
-                h = F.gelu(h)
-        return h.reshape(M, Bsz, T, -1)
+class _Weights:
+    """An MLPStack's shape with other weights: what MLPStack.__call__ reads through ``p``."""
+
+    def __init__(self, base, weights: dict):
+        self.k, self.n_layers, self.weights = base.k, base.n_layers, weights
+
+    def p(self, name: str):
+        return self.weights[name]
+
+    def hidden(self, idx):
+        from verifiers.lab.stacks import MLPStack
+        return MLPStack.hidden(self, idx)
 
 
 def tilted_source(src, beta: float, seed: int):
     """A downstream task of low intrinsic rank: P_B(y|c) ∝ P_A(y|c)·exp(β·s(c)·v(y)), with a
     random sign s(c) per context and a random ±1 direction v over tokens — a rank-1 change of
     the log-probabilities that a linear read-out of good context features can express."""
-    from verifiers.lab.stacked import with_rows
+    from verifiers.lab.data import with_rows
 
     rng = np.random.default_rng(seed)
     s_c = rng.choice([-1.0, 1.0], size=src.P.shape[0])
@@ -64,20 +69,48 @@ def tilted_source(src, beta: float, seed: int):
     return with_rows(src, src.P * np.exp(beta * s_c[:, None] * v[None, :]))
 
 
-def methods_need_scale(widths: list[int] | None = None, V: PosInt = 32, order: PosInt = 1,
-                       support: PosInt = 8, alpha: Pos = 0.5, beta: Pos = 1.0, rank: PosInt = 1,
-                       pre_steps: PosInt = 200, ft_steps: PosInt = 100, B: PosInt = 32,
-                       T: PosInt = 32, lr: Pos = 1e-2, seeds: Seeds | None = None,
-                       device: str = "cpu") -> Evidence:
+def _fit(stack, tokens, steps: int, lr: float) -> None:
+    """AdamW with torch's default betas, no decay, cosine to zero; tokens (K, steps, B, T+1)."""
+    from verifiers.lab.batched import BatchedAdamW, lr_table, train
+
+    K = stack.K
+    train(stack, BatchedAdamW(stack, (0.9, 0.999)),
+          lambda i, act: (tokens[act, i, :, :-1], tokens[act, i, :, 1:]),
+          lr_table([lr] * K, [steps] * K, "cosine"), [steps] * K, [0.0] * K)
+
+
+def _width_gap(w: int, V: int, rank: int, pre, ft, ev, src_b, pre_steps: int, ft_steps: int,
+               lr: float, seeds: list[int], device: str):
+    """Pretrain width-w models, then fine-tune fully and with rank-r deltas; -> gap share, row."""
+    from verifiers.lab.feeds import member_eval
+    from verifiers.lab.stacks import MLPStack
+
+    base = MLPStack(V, 2, 16, [w] * len(seeds), 1, seeds, device)
+    _fit(base, pre, pre_steps, lr)
+    state = base.flat.clone()
+    L0 = member_eval(base, src_b, ev)
+    _fit(base, ft, ft_steps, lr)  # full fine-tuning
+    L_full = member_eval(base, src_b, ev)
+    base.load(state)
+    lora = _lora_stack(base, rank, seed=w)
+    _fit(lora, ft, ft_steps, lr)
+    L_lora = member_eval(lora, src_b, ev)
+    g = (L_lora - L_full) / (L0 - L_full)
+    row = {"width": w, "params_full": base.flat.shape[1], "params_delta": lora.flat.shape[1],
+           "loss_pretrained": float(L0.mean()), "loss_full_ft": float(L_full.mean()),
+           "loss_lora": float(L_lora.mean()), "gap_share": float(g.mean())}
+    return g, row
+
+
+def methods_need_scale(widths: list[int], V: PosInt, order: PosInt, support: PosInt, alpha: Pos,
+                       beta: Pos, rank: PosInt, pre_steps: PosInt, ft_steps: PosInt, B: PosInt,
+                       T: PosInt, lr: Pos, seeds: Seeds, device: str) -> Evidence:
     """Share of full fine-tuning's gain that rank-r tuning misses, against hidden width."""
     import torch
 
     from verifiers.lab.data import MarkovSource
-    from verifiers.lab.stacked import StackedMLPLM, expected_ce_stacked, train_stacked
 
-    widths = sorted(widths or [16, 64, 256])
-    seeds = seeds or [0, 1, 2]
-    M = len(seeds)
+    widths = sorted(widths)
     src_a = MarkovSource(V=V, order=order, alpha=alpha, seed=2001, support=support)  # pretraining
     src_b = tilted_source(src_a, beta, seed=2002)  # the downstream task
 
@@ -89,25 +122,9 @@ def methods_need_scale(widths: list[int] | None = None, V: PosInt = 32, order: P
     ev = torch.stack([src_b.sample(128, T, np.random.default_rng([s, 3])) for s in seeds]).to(device)
     gaps, rows = [], []
     for w in widths:
-        base = StackedMLPLM(seeds, V, k=2, d_emb=16, d_hidden=w).to(device)
-        train_stacked(base, lambda i: pre[:, i], pre_steps, lr=lr)
-        state = {k_: v.detach().clone() for k_, v in base.state_dict().items()}
-        L0 = expected_ce_stacked(base, ev, [src_b] * M)
-        train_stacked(base, lambda i: ft[:, i], ft_steps, lr=lr)  # full fine-tuning
-        L_full = expected_ce_stacked(base, ev, [src_b] * M)
-        base.load_state_dict(state)
-        for p in base.parameters():
-            p.requires_grad_(False)
-        lora = _LoRA(base, rank, seed=w)
-        train_stacked(lora, lambda i: ft[:, i], ft_steps, lr=lr, params=lora.params())
-        L_lora = expected_ce_stacked(lora, ev, [src_b] * M)
-        g = (L_lora - L_full) / (L0 - L_full)
+        g, row = _width_gap(w, V, rank, pre, ft, ev, src_b, pre_steps, ft_steps, lr, seeds, device)
         gaps.append(g)
-        n_delta = sum(a.numel() + b_.numel() for a, b_ in zip(lora.A, lora.B)) // M
-        n_full = sum(p.numel() for p in base.parameters()) // M
-        rows.append({"width": w, "params_full": n_full, "params_delta": n_delta,
-                     "loss_pretrained": float(L0.mean()), "loss_full_ft": float(L_full.mean()),
-                     "loss_lora": float(L_lora.mean()), "gap_share": float(g.mean())})
+        rows.append(row)
     G = np.array(gaps)  # (widths, seeds)
     measured = {
         "gap_change": interval_from_samples(

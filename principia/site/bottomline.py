@@ -24,12 +24,12 @@ KIND_WORDS = {
 }
 
 
-def tier_badges(v: ClaimView) -> str:
+def tier_badges(v: ClaimView, sep: str = " · ") -> str:
     """'full: supported · fast: refuted ⚠ tiers disagree', or the one verdict there is."""
     tiers = [t for t in ("full", "fast") if t in v.results]
     if not tiers:
         return badge(v.verdict)
-    out = " · ".join(f"{t}: {badge(v.tier_verdict(t) or 'error')}" for t in tiers)
+    out = sep.join(f'<span class="pp-tier">{t}: {badge(v.tier_verdict(t) or "error")}</span>' for t in tiers)
     if v.tiers_disagree:
         out += ' <strong class="pp-flag" title="The fast and full tiers reach different verdicts">⚠ tiers disagree</strong>'
     return out

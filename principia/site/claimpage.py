@@ -24,7 +24,7 @@ from .model import ClaimView, SiteData
 from .plots import FigureStore
 from .tables_block import tables_block
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, fmt_measure, front_matter, html_math, html_text,
-                   md_text, page_url, rel_path, safe_url, section_md, short)
+                   md_text, page_url, rel_path, safe_url, section_md)
 
 __all__ = ["claim_page", "claim_md", "section_md", "front_matter"]
 

@@ -98,14 +98,14 @@ def _edge(p: tuple[float, float], q: tuple[float, float], kind: str, prefix: str
             f'fill="none" marker-end="url(#{prefix}-arrow)"/>')
 
 
-ROW, HEAD, NODE_X, LABEL_GAP = 24, 30, 300, 14  # arc diagram: rows, section headings, node column
+ROW, HEAD, NODE_X, LABEL_GAP = 24, 30, 150, 14  # arc diagram: rows, section headings, node column
 
 
 def _arc(y1: float, y2: float, kind: str, prefix: str) -> str:
     """A curve left of the node column from y1 to y2: it can cross other edges, never a node
     or a label. 'uses' arrows are grey; 'contests' curves are dashed red and bulge further."""
     span = abs(y2 - y1)
-    bulge = min(40 + span * 0.45, NODE_X - 20) * (1.0 if kind == "uses" else 1.15)
+    bulge = min(30 + span * 0.35, NODE_X - 20) * (1.0 if kind == "uses" else 1.15)
     x0 = NODE_X - R - 1
     ctrl = f"{NODE_X - min(bulge, NODE_X - 12):.0f} {(y1 + y2) / 2:.0f}"
     path = f"M{x0} {y1:.0f}Q{ctrl} {x0} {y2:.0f}"
@@ -125,7 +125,7 @@ def _rows(views: dict[str, ClaimView], ids: list[str], titles: dict[str, str]) -
         by.setdefault(views[cid].claim.section, []).append(cid)
     for sec in sorted(by, key=lambda s: list(titles).index(s) if s in titles else len(titles)):
         y += HEAD
-        heads.append(f'<text x="{NODE_X - R}" y="{y - 8:.0f}" font-weight="bold" fill-opacity="0.75">'
+        heads.append(f'<text x="{NODE_X - R}" y="{y - 8:.0f}" font-weight="bold" font-size="11" fill-opacity="0.75">'
                      f'{html_text(titles.get(sec, sec))}</text>')
         for cid in by[sec]:
             pos[cid] = y
@@ -139,15 +139,16 @@ def graph_svg(views: dict[str, ClaimView], href: Callable[[str], str], titles: d
     ids = related_ids(views)
     if not ids:
         return ""
-    pos, heads, height = _rows(views, ids, titles or {})
+    titles = titles or {}
+    pos, heads, height = _rows(views, ids, titles)
     edges = []
     for cid in ids:
         rel = views[cid].claim.relations
         edges += [_arc(pos[cid], pos[u], "uses", "pg") for u in rel.uses if u in pos]
         edges += [_arc(pos[cid], pos[u], "contests", "pg") for u in rel.contests if u in pos]
     nodes = [_node(c, views[c], NODE_X, pos[c], href(c), label="right") for c in ids]
-    longest = max(len(c) for c in ids)
-    width = NODE_X + R + LABEL_GAP + 7 * longest + 10
+    heading = max(len(titles.get(views[c].claim.section, views[c].claim.section)) for c in ids)
+    width = max(NODE_X + R + LABEL_GAP + 7 * max(len(c) for c in ids), NODE_X - R + 6.8 * heading) + 10
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'width="{width:.0f}" height="{height:.0f}" class="pp-graph" role="img" '
             f'aria-label="Claim graph" font-family="sans-serif" font-size="12" fill="currentColor">'

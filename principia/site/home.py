@@ -15,7 +15,7 @@ from .model import ClaimView, SiteData
 from .pages import ALL_VERDICTS, _section_title, groups, sections_of, verdict_link
 from .plain import plain_reason
 from .search import tex_plain
-from .text import VERDICT_LABELS, badge, claim_md, front_matter, html_math, html_text, page_url, section_md
+from .text import VERDICT_LABELS, badge, front_matter, html_math, html_text, page_url, section_md
 
 __all__ = ["home_page", "claims_table", "tag_md", "tag_pages", "tags_index", "tag_links", "verdict_link", "MARKER"]
 
@@ -49,7 +49,7 @@ def _row(v: ClaimView, sid: str, sec_title: str, page: str) -> str:
              f'data-disagree="{1 if v.tiers_disagree else 0}" data-id="{html_text(v.id)}"')
     title = f'{H.claim_a(page, v.id, v.claim.title)}<br><code class="pp-id">{html_text(v.id)}</code>'
     order = ALL_VERDICTS.index(v.verdict) if v.verdict in ALL_VERDICTS else len(ALL_VERDICTS)
-    cells = [(title, tex_plain(v.claim.title).lower()), (tier_badges(v), str(order)),
+    cells = [(title, tex_plain(v.claim.title).lower()), (tier_badges(v, "<br>"), str(order)),
              (html_math(plain_reason(v)), ""), (html_text(scale_text(v)) or "—", ""),
              (H.a(page_url(page, section_md(sid)), html_text(sec_title)), sec_title.lower())]
     tds = "".join(f'<td data-sort="{html_text(k)}">{c}</td>' if k else f"<td>{c}</td>" for c, k in cells)

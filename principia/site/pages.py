@@ -14,6 +14,7 @@ from ..decide import VERDICTS
 from .graph import VERDICT_COLORS, graph_svg, related_ids
 from . import htmlparts as H
 from .model import NOT_VERIFIED, ClaimView, SiteData
+from .plain import plain_reason
 from .text import (VERDICT_LABELS, badge, claim_md, fmt, front_matter, html_math, html_text, md_cell, md_plain,
                    page_url, rel_path, section_md, slug)
 
@@ -226,7 +227,8 @@ def errata_page(data: SiteData) -> str:
         lines += ["None so far.", ""]
     lines += _source_errata(data)
     lines += ["## Refuted claims", ""]
-    refuted = [f"{H.claim_a(page, v.id, v.claim.title)} — {html_text(v.reason)}" for v in data.views.values() if v.verdict == "refuted"]
+    refuted = [f"{H.claim_a(page, v.id, v.claim.title)} — {html_math(plain_reason(v))}"
+               for v in data.views.values() if v.verdict == "refuted"]
     return "\n".join(lines + _listing(refuted, "None so far."))
 
 
@@ -244,7 +246,7 @@ def graph_page(data: SiteData) -> str:
     titles = {sid: _section_title(data, sid)[0] for sids in groups(data).values() for sid in sids}
     svg = graph_svg(data.views, lambda c: page_url(page, claim_md(c)), titles)
     # A pp-block line: the hook keeps it away from Markdown and the search index (blocks.py).
-    lines += [f'<div class="pp-block pp-nosearch"><div class="pp-scroll">{svg}</div></div>' if svg
+    lines += [f'<div class="pp-block pp-nosearch"><div class="pp-graph-wrap">{svg}</div></div>' if svg
               else "No claim has a relation yet.", ""]
     return "\n".join(lines)
 
@@ -264,6 +266,8 @@ def claims_json(data: SiteData) -> str:
         out.append({"id": cid, "file": v.file, "page": claim_md(cid)[:-3] + ".html",
                     **v.claim.model_dump(mode="json"),
                     "verdict": v.verdict, "verdict_tier": v.shown_tier, "verdict_reason": v.reason,
+                    "tiers_agree": not v.tiers_disagree, "stale": v.stale, "scale": v.extra("scale") or None,
+                    "replication": v.extra("replication") or None,
                     "at_risk": [u for u, _ in v.at_risk],
                     "results": {t: _result_summary(r, v, t) for t, r in sorted(v.results.items())}})
     # Compact: with indent, json falls back from its C encoder to pure Python (seconds at 1,000 claims).

@@ -119,7 +119,9 @@ def plain_reason(v: ClaimView, result: dict[str, Any] | None = None) -> str:
     if bad:
         lead = ""
         if held and verdict == "partly-supported":
-            lead = "Holds for " + ", ".join(dict.fromkeys(subject(c, str(o.get("quantity"))) for c, o in held)) + "; but "
+            parts = list(dict.fromkeys(subject(c, str(o.get("quantity"))) for c, o in held))
+            more = f" and {len(parts) - 2} more" if len(parts) > 2 else ""
+            lead = "Holds for " + ", ".join(parts[:2]) + more + "; but "
         return _cap(lead + _sentence(*bad[0])) + (f" (and {len(bad) - 1} more check{'s' if len(bad) > 2 else ''} fail)"
                                                    if len(bad) > 1 else "") + "."
     if noisy:

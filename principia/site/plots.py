@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["STYLE_VERSION", "figure_key", "figure_csv", "categories", "draw", "render_svg", "FigureStore"]
 
-STYLE_VERSION = "1"  # bump when the drawing changes: every cached figure is drawn again
+STYLE_VERSION = "2"  # bump when the drawing changes: every cached figure is drawn again
 SIZE = (5.0, 3.9)  # inches: 480 css px wide
 _FIT = re.compile(r"^(fit|fitted|model)\b[\s,:]*", re.I)
 _CAT = re.compile(r"(-?\d+)\s*=\s*([^;,]+)")
@@ -178,13 +178,13 @@ def draw(fig: dict[str, Any]) -> Any:
     ax.set_title(_wrap(fig.get("title", ""), 52), fontsize=11, fontweight="bold")
     ax.set_xlabel(_wrap(name or fig.get("xlabel", ""), 60), fontsize=10)
     ax.set_ylabel(_wrap(fig.get("ylabel", ""), 36), fontsize=10)
-    ax.tick_params(labelsize=9)
+    ax.tick_params(labelsize=10)
     ax.grid(True, alpha=0.25)
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ncols = 1 if max(len(t) for t in labels) > 28 or len(labels) < 3 else 2
-        f.legend(handles, [_wrap(t, 44) for t in labels], loc="outside lower center", ncols=ncols,
-                 fontsize=9, frameon=False)
+        ncols = 1 if max(len(t) for t in labels) > 24 or len(labels) < 3 else 2
+        f.legend(handles, [_wrap(t, 40) for t in labels], loc="outside lower center", ncols=ncols,
+                 fontsize=10, frameon=False)
     return f
 
 

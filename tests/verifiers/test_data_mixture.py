@@ -16,15 +16,6 @@ from verifiers.lab.train import MLPLM
 fast = settings(max_examples=40, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_stacked_members_equal_separately_built_models():
     """Each member of a stacked model computes exactly what MLPLM computes under its seed."""
     stacked = StackedMLPLM([3, 7], V=16, k=2, d_emb=8, d_hidden=12)

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,15 +12,6 @@ from verifiers import dynamics as dy
 from verifiers import modularity as mo
 
 fast = settings(max_examples=50, deadline=None)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_hastie_risk_reproduces_theorem_1_values():

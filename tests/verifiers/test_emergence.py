@@ -6,7 +6,7 @@ import torch
 
 from verifiers import emergence as em
 from verifiers import emergence_run as er
-from verifiers.lab.stacked import StackedMLPLM
+from verifiers.lab.stacks import MLPStack
 
 
 def test_addition_batch_targets_are_the_sum_digits():
@@ -26,10 +26,11 @@ def test_one_digit_exact_match_is_per_digit_accuracy():
 
 def test_lora_starts_from_the_pretrained_function():
     """With B = 0 at the start the adapted model computes exactly the frozen base model."""
-    base = StackedMLPLM([0, 1], V=8, k=1, d_emb=4, d_hidden=6)
-    lora = em._LoRA(base, r=2, seed=0)
+    base = MLPStack(8, 1, 4, [6, 6], 1, [0, 1], "cpu")
+    lora = em._lora_stack(base, r=2, seed=0)
     x = torch.randint(0, 8, (2, 3, 5))
     assert torch.allclose(lora(x), base(x))
+    assert lora.flat.shape[1] == 2 * (4 + 6) + 2 * (6 + 8)  # A and B of both weight matrices
 
 
 def test_tilted_task_is_a_rank_one_change_of_log_probabilities():

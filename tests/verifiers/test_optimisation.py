@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verifiers import optimisation as opt
+from verifiers import schedules as sched
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.batched import BatchedAdamW, member_ce
 from verifiers.lab.pairs import PairSampler, all_contexts, population_loss, weighted_ce
@@ -21,15 +22,6 @@ from verifiers.lab.train import lr_at
 
 fast = settings(max_examples=40, deadline=None)
 pos = st.floats(min_value=1e-3, max_value=1e3)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @fast
@@ -199,7 +191,7 @@ def test_kaplan_bcrit_published_values():
 
 def test_gpt3_table_learning_rates_fall_with_size():
     """Table 2.1 of Brown et al. 2020: eight sizes, peak rates from 6.0e-4 down to 0.6e-4, never rising."""
-    lrs = [r[2] for r in opt.GPT3_TABLE]
+    lrs = [r[2] for r in sched.GPT3_TABLE]
     assert len(lrs) == 8 and lrs[0] == 6.0e-4 and lrs[-1] == 0.6e-4
     assert all(b <= a for a, b in zip(lrs, lrs[1:]))
 
@@ -207,17 +199,20 @@ def test_gpt3_table_learning_rates_fall_with_size():
 def test_short_cosine_cycle_holds_its_minimum():
     """A cycle half the run reaches the minimum mid-run and stays there; 1× is the lab's cosine."""
     T, peak = 100, 1.0
-    assert opt._cosine_hold(80, T, peak, 0.5, 5, 0.1) == pytest.approx(0.1)
-    assert opt._cosine_hold(49, T, peak, 0.5, 5, 0.1) > 0.1
-    assert opt._cosine_hold(30, T, peak, 1.0, 5, 0.1) == lr_at(30, T, peak, "cosine", 5, min_ratio=0.1)
-    assert opt._cosine_hold(90, T, peak, 0.0, 5, 0.1) == peak
+    assert sched._cosine_hold(80, T, peak, 0.5, 5, 0.1) == pytest.approx(0.1)
+    assert sched._cosine_hold(49, T, peak, 0.5, 5, 0.1) > 0.1
+    assert sched._cosine_hold(30, T, peak, 1.0, 5, 0.1) == lr_at(30, T, peak, "cosine", 5, min_ratio=0.1)
+    assert sched._cosine_hold(90, T, peak, 0.0, 5, 0.1) == peak
 
 
 def test_schedule_verifier_is_deterministic_and_paired():
     """A tiny cosine-vs-Noam run repeats exactly and reports one paired difference per seed."""
-    kw = dict(peak_grid=[0.01, 0.03], steps=40, seeds=[0, 1], d_hidden=16)
-    a, b = opt.cosine_vs_noam(**kw), opt.cosine_vs_noam(**kw)
+    kw = dict(peak_grid=[0.01, 0.03], warmup_frac=0.05, cosine_min_ratio=0.0, V=16, order=2,
+              alpha=0.5, support=4, source_seed=0, d_hidden=16, B=64, steps=40, seeds=[0, 1],
+              device="cpu")
+    a, b = sched.cosine_vs_noam(**kw), sched.cosine_vs_noam(**kw)
     m = a.measured["noam_minus_cosine"]
     assert m.n == 2 and m.finite()
     assert a.measured["noam_minus_cosine"].samples == b.measured["noam_minus_cosine"].samples
     assert a.figures and a.seeds == [0, 1]
+    assert a.replication["data_draws"] == 2 and a.scale["max_tokens"] == 40 * 64

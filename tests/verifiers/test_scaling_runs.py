@@ -17,15 +17,6 @@ from verifiers.lab.longrange import LagCopySource, LSTMLM, lstm_width_for
 fast = settings(max_examples=30, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread (as the engine runs verifiers)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @fast
 @given(C=st.floats(1e8, 1e10), h=st.integers(1, 64))
 def test_steps_spend_the_budget(C, h):

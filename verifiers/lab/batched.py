@@ -72,6 +72,10 @@ class Stack:
     def has(self, name: str) -> bool:
         return name in self.views
 
+    def load(self, flat: torch.Tensor) -> None:
+        """Set every member's parameters from a (K, n) copy of ``flat`` (gradients zeroed)."""
+        self._bind(flat.clone())
+
     def keep(self, idx: Sequence[int]) -> None:
         """Keep only the members in `idx`, in that order."""
         self._bind(self.flat[list(idx)].clone())

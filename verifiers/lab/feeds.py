@@ -9,7 +9,7 @@ import torch
 
 from .data import MarkovSource
 
-__all__ = ["markov_batches", "markov_eval", "presampled", "soft_targets"]
+__all__ = ["markov_batches", "markov_eval", "member_eval", "presampled", "soft_targets"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -56,3 +56,10 @@ def markov_eval(stack, src: MarkovSource, tokens: torch.Tensor) -> np.ndarray:
     x = tokens.to(stack.flat.device)
     logits = stack(x[None].expand(stack.K, -1, -1))
     return np.array([float(src.expected_ce(logits[k].cpu(), tokens)) for k in range(stack.K)])
+
+
+@torch.no_grad()
+def member_eval(stack, src: MarkovSource, tokens: torch.Tensor) -> np.ndarray:
+    """Expected CE against the true law, member k on its own tokens[k] (K, n, T) -> (K,)."""
+    logits = stack(tokens)
+    return np.array([float(src.expected_ce(logits[k], tokens[k])) for k in range(stack.K)])

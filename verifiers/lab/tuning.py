@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Layout", "replication", "scale", "nested_seed"]
+__all__ = ["Layout", "replication", "scale", "recorded", "nested_seed"]
 
 
 def nested_seed(draw: int, seed: int) -> int:
@@ -67,3 +67,9 @@ def replication(data_draws: int, seeds: int, reason: str) -> dict:
 def scale(max_params: int, max_tokens: int, data: Sequence[str]) -> dict:
     """Evidence.scale: the largest model and token count trained, and the data sources' names."""
     return {"max_params": int(max_params), "max_tokens": int(max_tokens), "data": list(data)}
+
+
+def recorded(ev, replication: dict, scale: dict):
+    """`ev` with its replication and scale set (the engine copies both to the result)."""
+    ev.replication, ev.scale = replication, scale
+    return ev
