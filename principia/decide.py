@@ -87,6 +87,9 @@ def evaluate_check(check: Check, m: Measure | None) -> Outcome:
         return Outcome(**base, outcome="error", measured=None, lo=None, hi=None, unit="",
                        reason=f"verifier did not measure '{check.quantity}'")
     vals = dict(measured=m.value, lo=m.lo, hi=m.hi, unit=m.unit)
+    if m.untestable:  # the verifier says this device cannot test it: a win for neither side
+        return Outcome(**base, **vals, outcome="inconclusive",
+                       reason=f"{check.quantity.replace('_', ' ')} not testable here: {m.untestable}")
     broken = bad_interval(m)
     if broken:
         return Outcome(**base, **vals, outcome="error", reason=broken)

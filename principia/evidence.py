@@ -30,6 +30,9 @@ class Measure:
     note: str = ""
     n: int | None = None  # samples behind the interval (seeds, bootstrap draws, ...)
     samples: list[float] | None = None  # per-seed values, when there are few
+    # Why this device cannot test the quantity (say, a timing of bf16 units on a CPU without
+    # them); non-empty makes its check inconclusive whatever the value, and the reason says why.
+    untestable: str = ""
 
     def __post_init__(self) -> None:
         self.value = _num(self.value)

@@ -33,6 +33,14 @@ def test_missing_or_nan_measurement_is_an_error():
     assert evaluate_check(_check(op="<", value=1), Measure(float("nan"))).outcome == "error"
 
 
+def test_a_measure_its_device_cannot_test_is_inconclusive():
+    """A measure marked untestable settles nothing, whatever its value, and says why."""
+    m = Measure(0.02, 0.01, 0.03, untestable="no bf16 units")
+    out = evaluate_check(_check(op=">", value=1), m)
+    assert out.outcome == "inconclusive" and "not testable here: no bf16 units" in out.reason
+    assert evaluate_check(_check(op="<=", value=1), m).outcome == "inconclusive"
+
+
 def test_named_parts_give_partly_supported():
     """When every check names a part and only some hold, the verdict names them."""
     d = Decision(checks=[_check(op=">", value=0, part="sign"),

@@ -147,3 +147,17 @@ def test_float64_is_slower_than_float32_on_cpu():
     finally:
         torch.set_num_threads(threads)
     assert ev.measured["speedup"].value < 1
+
+
+def test_a_16bit_speedup_is_untestable_without_matrix_units(monkeypatch):
+    """Without bf16 flags a CPU cannot test a bf16 speedup; fp64 is always testable."""
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: {"avx2"})
+    assert "no torch.bfloat16 matrix instructions" in precision.no_native_units(torch.bfloat16, "cpu")
+    assert precision.no_native_units(torch.float64, "cpu") == ""
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert precision.no_native_units(torch.bfloat16, "cpu") == ""
+
+
+def test_bf16_takes_half_the_bytes_of_fp32():
+    """A bf16 matrix's storage is half the same fp32 matrix's, read off real tensors."""
+    assert precision._bytes_ratio(torch.bfloat16, 64).value == 0.5

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 __all__ = ["RankCtx", "run_ranks", "backend_for", "DistError", "count_collectives", "wire_bytes",
-           "local_bytes"]
+           "local_bytes", "bytes_written"]
 
 ROOT = Path(__file__).resolve().parents[2]  # the project root, put on the ranks' sys.path
 
@@ -228,6 +228,18 @@ _COLLECTIVES = {
 # over n ranks sends (n-1)/n·S and an all-reduce (a reduce-scatter then an all-gather) twice that
 # (Rajbhandari et al. 2019 §7.1).
 _RING_FACTOR = {"all_gather": 1.0, "reduce_scatter": 1.0, "all_reduce": 2.0}
+
+
+def bytes_written() -> int | None:
+    """Bytes this process has handed to write-like system calls so far (Linux ``wchar`` in
+    /proc/self/io, all threads). gloo writes its TCP traffic with writev, so the change over a
+    step is the bytes the rank put on its sockets, headers included (plus any log output);
+    None where the file is missing. NCCL traffic (NVLink, RDMA) never passes through it."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("wchar"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def local_bytes(t: Any) -> int:
