@@ -43,7 +43,7 @@ BODIES = {
     "build, real knowledge base":
         "from principia.site.build import build_site\nbuild_site({root!r})",
     "build, 1,000 synthetic claims":
-        "from principia.site.synthetic import make_synthetic_kb\n"
+        "from benchmarks.synthetic_kb import make_synthetic_kb\n"
         "from principia.site.build import build_site\n"
         "kb = make_synthetic_kb(__import__('pathlib').Path({tmp!r}) / 'synth', 1000)\n"
         "t0 = time.perf_counter()\nbuild_site(kb)",

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .schema import NUMERIC_KINDS
 __all__ = ["check", "param_sets", "probe_main", "report_findings", "falsifier_problems", "PROBE_TIMEOUT", "CACHE_FILE"]
 
 PROBE_TIMEOUT = 60.0  # seconds for one child to import every verifier it is given
+PROBE_MEM = 4 * 2**30  # resident bytes the importing child (and anything it starts) may hold
 CACHE_FILE = Path("build") / "check-cache.json"
 _BOOT = ("import importlib.util as u, sys; d = sys.argv[2]; "
          "s = u.spec_from_file_location('principia', d + '/__init__.py', submodule_search_locations=[d]); "
@@ -82,19 +84,45 @@ def probe_main(root: str) -> None:
     os._exit(0)  # skip interpreter teardown: a module's atexit or thread cannot change the result
 
 
+def _wait(proc: subprocess.Popen, timeout: float) -> str:
+    """Wait for the probe; '' when it ended by itself, else why it was stopped."""
+    from .runner import _group_rss
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            return f"importing it did not finish within {timeout:g} s"
+        rss = _group_rss(proc.pid)
+        if rss > PROBE_MEM:
+            return (f"importing it held {rss / 2**30:.1f} GiB of memory, over the "
+                    f"{PROBE_MEM / 2**30:.0f} GiB limit")
+        time.sleep(0.05)
+    return ""
+
+
+def _events(raw: bytes) -> list[dict]:
+    out = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(e, dict):
+            out.append(e)
+    return out
+
+
 def _run_child(root: Path, items: list[dict[str, Any]], timeout: float) -> tuple[list[dict], str]:
     """Run one probe; return its events and '' or why it stopped early."""
     pkg = str(Path(__file__).resolve().parent)
     env = {**os.environ, "PYTHONSAFEPATH": "1", "OPENBLAS_NUM_THREADS": "1"}
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as inp:
+        inp.write(json.dumps(items, default=str).encode())
+        inp.seek(0)
         proc = subprocess.Popen([sys.executable, "-c", _BOOT, str(root), pkg], cwd=root, env=env,
-                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL,
+                                stdin=inp, stdout=out, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        why = ""
         try:
-            proc.communicate(json.dumps(items, default=str).encode(), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            why = f"importing it did not finish within {timeout:g} s"
+            why = _wait(proc, timeout)
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # and anything the module started
@@ -102,11 +130,19 @@ def _run_child(root: Path, items: list[dict[str, Any]], timeout: float) -> tuple
                 pass
             proc.wait()
         out.seek(0)
-        events = [json.loads(l) for l in out.read().decode("utf-8", "replace").splitlines()
-                  if l.startswith("{")]
+        events = _events(out.read())
     if not why and not any(e.get("done") for e in events):
         why = f"importing it ended the check process (exit code {proc.returncode})"
     return events, why
+
+
+def _problems(e: dict, ids: set[str]) -> list[Problem] | None:
+    """The problems a well-formed event reports for one of the claims asked about, else None."""
+    probs = e.get("problems")
+    if e.get("cid") not in ids or not isinstance(probs, list) or \
+            not all(isinstance(p, list) and len(p) == 3 and all(isinstance(x, str) for x in p) for p in probs):
+        return None
+    return [Problem(*p) for p in probs]
 
 
 def _probe(root: Path, items: list[dict[str, Any]], timeout: float) -> dict[str, list[Problem]]:
@@ -115,14 +151,17 @@ def _probe(root: Path, items: list[dict[str, Any]], timeout: float) -> dict[str,
     todo = sorted(items, key=lambda i: i["verifier"])
     while todo:
         events, why = _run_child(root, todo, timeout)
+        ids = {i["cid"] for i in todo}
         for e in events:
-            if "problems" in e:
-                found[e["cid"]] = [Problem(*p) for p in e["problems"]]
+            got = _problems(e, ids)
+            if got is not None:
+                found[e["cid"]] = got
         if not why:
             break
-        stuck = next((e["start"] for e in reversed(events) if "start" in e), todo[0]["cid"])
+        started = [e["start"] for e in events if e.get("start") in ids and e["start"] not in found]
+        stuck = started[-1] if started else next(i["cid"] for i in todo if i["cid"] not in found)
         module = next(i for i in todo if i["cid"] == stuck)["verifier"].partition(":")[0]
-        for i in todo:
+        for i in todo:  # the module that was importing when the child stopped; progress is certain
             if i["cid"] not in found and i["verifier"].partition(":")[0] == module:
                 found[i["cid"]] = [Problem(i["file"], "verifier", f"'{i['verifier']}': {why}")]
         todo = [i for i in todo if i["cid"] not in found]

@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Any
 
-__all__ = ["child_main"]
+__all__ = ["child_main", "descendants", "end_tree"]
 
 
 def _limit_resources(mem_limit: int) -> None:
@@ -28,19 +28,57 @@ def _limit_resources(mem_limit: int) -> None:
         pass
 
 
+def descendants(pid: int) -> list[int]:
+    """Every living process below `pid` (read from /proc), including ones that left its group."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def end_tree(pid: int) -> None:
+    """SIGKILL everything below `pid` and its process group (never `pid` itself first)."""
+    for p in descendants(pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def _own_group(lifeline: Any) -> None:
-    """Lead a new process group (the parent measures and kills it whole), and end that group
+    """Lead a new process group and adopt orphaned descendants (a child subreaper), so the parent
+    can measure and end the whole tree, even a grandchild that called setsid; and end that tree
     when `verify` dies: the parent holds the other end of `lifeline`, so its death is an EOF."""
     import threading
     os.setsid()
-    signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGTERM, lambda *_: end_tree(os.getpid()))
 
     def watch() -> None:
         try:
             lifeline.recv_bytes()
         except BaseException:
             pass
-        os.killpg(0, signal.SIGKILL)
+        end_tree(os.getpid())
 
     threading.Thread(target=watch, daemon=True).start()
 
@@ -119,4 +157,9 @@ def child_main(task: Any, reply_path: str, out_path: str, lifeline: Any) -> None
             pass
     finally:
         sys.stdout.flush()
-        os._exit(0)  # no teardown: the reply is written, and atexit code cannot change it
+        for p in descendants(os.getpid()):  # the reply is written: nothing it started may stay
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(0)  # no teardown: atexit code cannot change the reply

@@ -130,7 +130,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .site.build import SiteError, build_site
+    from .store import ReadOnlyStore
     t0 = time.monotonic()
+    store = ReadOnlyStore(_root(args) / "results")
+    for _ in store.all():  # the site shows none of these: say which, and why
+        pass
+    for p in store.problems:
+        print(f"warning: {_one_line(p)} (not shown on the site)", file=sys.stderr)
     try:
         out = build_site(_root(args), strict=not args.no_strict)
     except (SiteError, OSError) as e:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-from .child import child_main
+from .child import child_main, end_tree
 
 __all__ = ["Task", "TaskResult", "run_tasks", "DEFAULT_MEM_LIMIT", "OUTPUT_LIMIT", "REPLY_LIMIT"]
 
@@ -77,10 +77,7 @@ def _group_rss(pgid: int) -> int:
 
 
 def _kill_group(r: "_Running") -> None:
-    try:
-        os.killpg(r.proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
+    end_tree(r.proc.pid)
     r.proc.kill()
 
 

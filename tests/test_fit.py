@@ -245,3 +245,12 @@ def test_grid_search_memory_does_not_grow_with_rows():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 200 * 2**20, peak
+
+
+def test_more_runs_than_the_limit_are_refused_before_fitting(tmp_path, capsys):
+    """A runs file past MAX_ROWS (1M rows once asked for 33.5 GiB) is refused by its size."""
+    from principia.fitcli import MAX_ROWS
+    path = tmp_path / "many.csv"
+    path.write_text("params,tokens,loss\n" + "1e8,1e9,3.0\n" * (MAX_ROWS + 1))
+    assert main([str(path), "--boot", "0"]) == 2
+    assert f"more than {MAX_ROWS} runs" in capsys.readouterr().err

@@ -208,3 +208,12 @@ def test_loader_reads_regular_files_only(tmp_path, kind, words):
     finally:
         signal.alarm(0)
     assert any(p.file == "claims/special.yaml" and words in p.message for p in kb.problems), kb.problems
+
+
+def test_import_that_hoards_memory_is_stopped(tmp_path, monkeypatch):
+    """A module allocating without bound at import is stopped and reported, not left to eat RAM."""
+    monkeypatch.setattr("principia.check.PROBE_MEM", 600 * 2**20)
+    src = "b = bytearray(900 * 2**20)\nb[::4096] = b'x' * len(b[::4096])\nimport time\ntime.sleep(60)\n"
+    _kb_with_module(tmp_path, src)
+    kb = check(tmp_path, timeout=30)
+    assert any(p.file == "claims/victim.yaml" and "GiB limit" in p.message for p in kb.problems), kb.problems

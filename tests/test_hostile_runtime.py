@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from principia.runner import Task, run_tasks
 from principia.store import ReadOnlyStore, ResultStore
@@ -65,9 +66,11 @@ def test_grandchild_memory_counts_against_the_limit(kb_root):
     assert not res.ok and res.error["type"] == "memory"
 
 
-def test_grandchildren_do_not_outlive_their_verifier(kb_root):
-    """A process a verifier leaves behind is killed with its group."""
-    res = _run(kb_root, "spawns_sleeper")
+@pytest.mark.parametrize("fn", ["spawns_sleeper", "spawns_detached"])
+def test_grandchildren_do_not_outlive_their_verifier(kb_root, fn):
+    """A process a verifier leaves behind, in its group or detached in a session of its own,
+    is killed when the verifier ends."""
+    res = _run(kb_root, fn)
     assert res.ok
     pid = int(res.evidence["measured"]["x"]["value"])
     deadline = time.time() + 5
@@ -331,3 +334,30 @@ def test_verify_refuses_a_callable_outside_verifiers_even_without_check(kb_root)
     (row,) = verify(kb_root)
     assert row["verdict"] == "error" and "outside the 'verifiers' package" in row["reason"]
     assert not PWNED.exists()
+
+
+def test_build_names_a_wrong_shape_results_file(tmp_path, capsys):
+    """`principia build` reports a results file it cannot use, and still builds."""
+    from principia.cli import main
+    root = _site_kb(tmp_path)
+    bad = root / "results" / "fixture-closed.fast.json"
+    bad.write_text('{"claim": "fixture-closed", "tier": "fast", "verdict": 3}')
+    assert main(["--root", str(root), "build"]) == 0
+    err = capsys.readouterr().err
+    assert str(bad) in err and "verdict" in err and "Traceback" not in err
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.sampled_from(["claim", "tier", "verdict", "checks", "history", "provenance", "measured",
+                         "lo", "x"]), kids, max_size=5),
+    max_leaves=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_any_json_in_a_results_file_is_read_or_refused_never_raised(data):
+    """Whatever JSON a results file holds, validation returns problems instead of raising."""
+    from principia.store import result_problems
+    assert isinstance(result_problems(data, "good-one", "fast"), list)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,10 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.formulas import gpt_params, kaplan_params
 from principia.types import PosInt, Seeds
+from verifiers.lab.batched import BatchedAdamW, lr_table, train
 from verifiers.lab.data import MarkovSource
+from verifiers.lab.feeds import markov_batches, member_eval
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
-from verifiers.lab.train import TrainConfig, set_seed, train_lm
 from verifiers.lab.measure import clock, count_flops, flop_counter, one_thread
+from verifiers.lab.stacks import GPTStack
 
 __all__ = [
     "kaplan_N", "kaplan_forward_flops", "count_flops", "FusedParallelBlock",
@@ -242,16 +246,18 @@ def _quality(seeds: list[int], steps: int, d_model: int, n_layer: int, n_head: i
              batch: int, V: int, device: str) -> dict:
     """Final losses and training curves of sequential and parallel GPTs, same init and data."""
     src = MarkovSource(V=V, order=1, alpha=0.2, seed=0)
-    cfg = TrainConfig(steps=steps, batch=batch, T=T, lr=3e-3, device=device)
     out: dict = {"final": {False: [], True: []}, "curve": {False: [], True: []}, "H": src.entropy}
-    for s in seeds:
-        for parallel in (False, True):
-            set_seed(s)  # same init: both models create the same parameters in the same order
-            m = GPT(GPTConfig(vocab_size=V, n_ctx=T, n_layer=n_layer, d_model=d_model,
-                              n_head=n_head, parallel=parallel))
-            hist = train_lm(m, src, cfg, s)
-            out["final"][parallel].append(hist.final)
-            out["curve"][parallel].append(hist.train_loss)
+    ev = torch.stack([src.sample(128, T + 1, np.random.default_rng(s + 20_000)) for s in seeds])
+    K = len(seeds)
+    for parallel in (False, True):
+        # same init per seed: both shapes create the same parameters in the same order
+        net = GPTStack(GPTConfig(vocab_size=V, n_ctx=T, n_layer=n_layer, d_model=d_model,
+                                 n_head=n_head, parallel=parallel), seeds, device)
+        # AdamW β = (0.9, 0.95), no decay, cosine from 3e-3 to zero; one data stream per seed
+        tr = train(net, BatchedAdamW(net, (0.9, 0.95)), markov_batches(src, seeds, batch, T, False, device),
+                   lr_table([3e-3] * K, [steps] * K, "cosine"), [steps] * K, [0.0] * K)
+        out["final"][parallel] = member_eval(net, src, ev[..., :-1].to(device)).tolist()
+        out["curve"][parallel] = tr.array("loss").T.tolist()
     out["gaps"] = [(p - q) / q for p, q in zip(out["final"][True], out["final"][False])]
     return out
 

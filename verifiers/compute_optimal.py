@@ -10,7 +10,8 @@ import numpy as np
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.fit import fit_power_law
 from principia.types import Pos, PosInt, Seeds
-from verifiers.scaling_runs import Lab, run_grid
+from verifiers.lab.tuning import recorded, replication
+from verifiers.scaling_runs import STREAMS, Lab, lab_scale, run_grid
 
 __all__ = ["isoflop_tiny", "small_models_longer", "predictable_downstream"]
 
@@ -80,13 +81,15 @@ def isoflop_tiny(budgets: list[float], widths: list[int] | list[list[int]], seed
         "tokens_per_param_at_optimum": Measure(float(np.median(np.exp(logC - math.log(6) - 2 * nstar))),
                                                note="median D_opt/N_opt over budgets"),
     }
-    return Evidence(measured=measured, figures=_isoflop_figures(budgets, logN, L, nstar, a),
+    ev = Evidence(measured=measured, figures=_isoflop_figures(budgets, logN, L, nstar, a),
                     table=[{"C": float(budgets[i]), "h": per[i][j], "N": lab.N(per[i][j]),
                             "steps": _steps_for(lab, budgets[i], per[i][j]),
                             "loss_mean": float(L[i, j].mean())} for i in range(nb) for j in range(nw)],
                     notes=[f"N_opt per budget: {', '.join(f'{math.exp(n):.0f}' for n in nstar)}"
                            + (" (some vertices at the edge of the sweep)" if any(edge) else "")],
                     seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))
 
 
 def _isoflop_figures(budgets: list[float], logN: np.ndarray, L: np.ndarray, nstar: np.ndarray,
@@ -145,7 +148,9 @@ def small_models_longer(small: PosInt, large: PosInt, budgets: list[float], seed
     table = [{"C": C, "steps_small": _steps_for(lab, C, small), "steps_large": _steps_for(lab, C, large),
               "loss_small": float(L[i, 0].mean()), "loss_large": float(L[i, 1].mean()),
               "gap_mean": float(gaps[i].mean())} for i, C in enumerate(budgets)]
-    return Evidence(measured=measured, figures=[fig], table=table, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig], table=table, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))
 
 
 def _crossing(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -222,4 +227,6 @@ def predictable_downstream(small: list[int], large: PosInt, tokens_per_param: Po
              f"(the GPT-4 report forecast from 1,000–10,000× less).",
              f"acc* = {acc_star:.4f}; per-seed forecasts (loss, acc): "
              + ", ".join(f"({p[0]:.4f}, {p[1]:.4f})" for p in preds)]
-    return Evidence(measured=measured, figures=[fig1, fig2], table=table, notes=notes, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig1, fig2], table=table, notes=notes, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))

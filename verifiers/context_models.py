@@ -11,6 +11,7 @@ from verifiers.lab.batched import BatchedAdamW, lr_table, train
 from verifiers.lab.gpt import GPT, GPTConfig
 from verifiers.lab.longrange import LagCopySource, LSTMLM, lstm_width_for
 from verifiers.lab.stacks import ModuleStack
+from verifiers.lab.tuning import recorded, replication, scale
 
 __all__ = ["lstm_vs_transformer"]
 
@@ -82,7 +83,9 @@ def lstm_vs_transformer(lag: PosInt, p_copy: Frac, T: PosInt, d_model: PosInt, n
                   Series("true distribution (entropy)", pos, opt, "dashed")],
                  caption=f"From position {lag} on, a token repeats the one {lag} back with "
                          f"probability {p_copy}; means over seeds.")
-    return Evidence(measured=measured, figures=[fig], seeds=list(seeds),
+    ev = Evidence(measured=measured, figures=[fig], seeds=list(seeds),
                     table=[{"position": t, "gpt": float(a), "lstm": float(b), "optimal": float(c)}
                            for t, a, b, c in zip(pos, np.mean(curves["GPT"], 0),
                                                  np.mean(curves["LSTM"], 0), opt)])
+    return recorded(ev, replication(len(seeds), 1, 'one fixed lag-copy source; each seed draws its own token stream and initialisation'),
+                    scale(max(N.values()), steps * 32 * T, [f'markov:lag-copy-{lag}']))

@@ -113,10 +113,12 @@ def data_diversity(V: PosInt, K: PosInt, alpha: Pos, support: PosInt, lam: Frac,
         toks = torch.stack([_eval_tokens(src, m, d, 128, T) for src, m in zip(srcs, members)])
         return expected_ce(model, toks, srcs)
 
-    held_ce, own_ce = score(K), score(0)
+    return _diversity_evidence(score(K), score(0), np.array([f[K].entropy for f in fams]), seeds, steps * B * T, K, lam)
+
+
+def _diversity_evidence(held_ce, own_ce, H, seeds, tokens, K, lam) -> Evidence:
     gain = held_ce[0::2] - held_ce[1::2]  # single minus mixture, per seed
     cost = own_ce[1::2] - own_ce[0::2]  # mixture minus single on the single source's own domain
-    H = np.array([f[K].entropy for f in fams])
     measured = {
         "heldout_gain": interval_from_samples(gain.tolist(), unit="nats",
                                               note="held-out-domain loss: single source minus mixture"),
@@ -131,7 +133,7 @@ def data_diversity(V: PosInt, K: PosInt, alpha: Pos, support: PosInt, lam: Frac,
                  [Series("one source", x, held_ce[0::2], style="points"),
                   Series("uniform mixture of K sources", x, held_ce[1::2], style="points"),
                   Series("entropy of the held-out domain", x, H, style="dashed")],
-                 caption=f"Equal tokens ({steps * B * T:,}); K = {K} related domains (shared part 1-λ = {1 - lam:g}).")
+                 caption=f"Equal tokens ({tokens:,}); K = {K} related domains (shared part 1-λ = {1 - lam:g}).")
     table = [{"seed": s, "heldout_single": a, "heldout_mix": b, "domain0_single": c,
               "domain0_mix": d, "heldout_entropy": h}
              for s, a, b, c, d, h in zip(seeds, held_ce[0::2], held_ce[1::2], own_ce[0::2],
@@ -175,9 +177,15 @@ def domain_pretraining(V_common: PosInt, V_rare: PosInt, alpha: Pos, lam: Frac, 
     for which, idx in (("general", 0), ("domain", 1)):
         toks = torch.stack([_eval_tokens(pairs[m][idx], m, idx, 128, T) for m in members])
         out[which] = expected_ce(model, toks, [pairs[m][idx] for m in members]).reshape(-1, R)
-    dom_ce, gen_ce = out["domain"], out["general"]  # (seeds, recipe): general, mixed, domain
-    g, x, d = 0, 1, 2
     rare_mass = float(np.mean([pairs[s][0].pi @ pairs[s][0].P[:, V_common:].sum(1) for s in seeds]))
+    notes = [f"Domain entropy {np.mean([pairs[s][1].entropy for s in seeds]):.3f}, "
+             f"general entropy {np.mean([pairs[s][0].entropy for s in seeds]):.3f} nats."]
+    return _recipe_evidence(out["domain"], out["general"], list(recipes), seeds, rare_mass, V_rare, notes)
+
+
+def _recipe_evidence(dom_ce, gen_ce, names, seeds, rare_mass, V_rare, notes) -> Evidence:
+    """dom_ce, gen_ce: (seeds, recipe) with recipes general, mixed, domain."""
+    g, x, d = 0, 1, 2
     measured = {
         "domain_gain_vs_general": interval_from_samples(
             (dom_ce[:, g] - dom_ce[:, d]).tolist(), unit="nats",
@@ -189,7 +197,6 @@ def domain_pretraining(V_common: PosInt, V_rare: PosInt, alpha: Pos, lam: Frac, 
             ((gen_ce[:, d] - gen_ce[:, x]) / (gen_ce[:, d] - gen_ce[:, g])).tolist(),
             note="share of the general-only model's lead on general text that the mix keeps"),
     }
-    names = list(recipes)
     fig = Figure("Loss by pretraining recipe (equal tokens)", "recipe (0 general, 1 mixed 51/49, 2 domain)",
                  "expected CE (nats/token)",
                  [Series("on domain text", [0, 1, 2], dom_ce.mean(0), style="points"),
@@ -199,6 +206,4 @@ def domain_pretraining(V_common: PosInt, V_rare: PosInt, alpha: Pos, lam: Frac, 
     table = [{"seed": s, **{f"domain_ce_{n}": float(dom_ce[i, j]) for j, n in enumerate(names)},
               **{f"general_ce_{n}": float(gen_ce[i, j]) for j, n in enumerate(names)}}
              for i, s in enumerate(seeds)]
-    return Evidence(measured, figures=[fig], table=table, seeds=list(seeds),
-                    notes=[f"Domain entropy {np.mean([pairs[s][1].entropy for s in seeds]):.3f}, "
-                           f"general entropy {np.mean([pairs[s][0].entropy for s in seeds]):.3f} nats."])
+    return Evidence(measured, figures=[fig], table=table, seeds=list(seeds), notes=notes)

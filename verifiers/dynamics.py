@@ -225,4 +225,11 @@ def grokking(p: PosInt, train_frac: Frac, lr: Pos, weight_decay: NonNeg, d: PosI
                  xscale="log", caption=f"Full batch AdamW, lr {lr:g}, weight decay {weight_decay:g}.")
     table = [{"seed": s, "steps_to_fit": f, "steps_to_generalise": g, "ratio": g / f}
              for s, f, g in zip(seeds, fit, gen)]
-    return Evidence(measured, figures=[fig], table=table, seeds=list(seeds))
+    from verifiers.lab.tuning import recorded, replication, scale
+
+    n_train = round(train_frac * p * (p + 1) / 2) * 2  # unordered pairs, both orders
+    return recorded(Evidence(measured, figures=[fig], table=table, seeds=list(seeds)),
+                    replication(M, 1, "each seed draws its own train/test split of the pairs and "
+                                      "its own initialisation"),
+                    scale(p * d + (2 * d + 1) * h + (h + 1) * p, n_train * int(max(x)),
+                          [f"modular-addition:p{p}"]))

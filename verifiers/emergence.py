@@ -137,4 +137,11 @@ def methods_need_scale(widths: list[int], V: PosInt, order: PosInt, support: Pos
     fig = Figure("What low-rank tuning misses, against width", "hidden width", "share of full FT's gain missed",
                  [Series("mean over seeds", widths, G.mean(1), y_lo=G.min(1), y_hi=G.max(1))],
                  xscale="log", caption=f"Rank-{rank} deltas on both weight matrices; embeddings frozen.")
-    return Evidence(measured, figures=[fig], table=rows, seeds=list(seeds))
+    from verifiers.lab.stacks import mlp_params
+    from verifiers.lab.tuning import recorded, replication, scale
+
+    return recorded(Evidence(measured, figures=[fig], table=rows, seeds=list(seeds)),
+                    replication(len(seeds), 1, "fixed pretraining and downstream sources; each "
+                                               "seed draws its own token streams and initialisation"),
+                    scale(mlp_params(V, 2, 16, widths[-1], 1), (pre_steps + ft_steps) * B * T,
+                          [f"markov:V{V}-order{order}", "markov:tilted"]))

@@ -158,10 +158,8 @@ def _fault_rows(seeds: list[int], bits: list[int], K: int, T: int, d: int, L: in
     return rows
 
 
-def checksum_fault(seeds: Seeds, bits: list[int],
-                   K: PosInt, T: PosInt, d: PosInt, L: PosInt, B: PosInt,
-                   lr: Pos, checksum: Literal["exact", "float32"],
-                   grad_faults: bool, device: str = "cpu") -> Evidence:
+def checksum_fault(seeds: Seeds, bits: list[int], K: PosInt, T: PosInt, d: PosInt, L: PosInt, B: PosInt,
+                   lr: Pos, checksum: Literal["exact", "float32"], grad_faults: bool, device: str = "cpu") -> Evidence:
     """Flip one bit of one parameter on one of K data-parallel replicas mid-run: do per-step
     checksums, all-gathered across replicas, catch it at that step, in that layer, on that rank?
 

@@ -144,8 +144,14 @@ def modularity_emerges(V: PosInt, support: PosInt, alpha: Pos, d_hidden: PosInt,
     table = [{"seed": s, "active_init": float(active[0, m]), "active_final": float(active[-1, m]),
               "expert_minus_neuron": gap_neuron[m], "expert_minus_random": gap_random[m]}
              for m, s in enumerate(seeds)]
-    return Evidence(measured, figures=_figures(ckpt, active, curves, d_hidden, V, E), table=table,
-                    seeds=list(seeds))
+    from verifiers.lab.stacks import mlp_params
+    from verifiers.lab.tuning import recorded, replication, scale
+
+    ev = Evidence(measured, figures=_figures(ckpt, active, curves, d_hidden, V, E), table=table,
+                  seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, "one fixed Markov source; each seed draws its "
+                                                   "own token stream and initialisation"),
+                    scale(mlp_params(V, 2, 32, d_hidden, 1), steps * B * T, [f"markov:V{V}-order2"]))
 
 
 def _figures(ckpt, active, curves, d_hidden: int, V: int, E: int) -> list[Figure]:

@@ -23,9 +23,12 @@ from principia.types import Frac, NonNeg, PosInt, Seeds
 from verifiers.lab.grid import GridSetting, Run
 from verifiers.lab.grid import run_grid as grid_runs
 from verifiers.lab.stacks import mlp_params
+from verifiers.lab.text import NAME as TEXT
+from verifiers.lab.tuning import recorded, replication, scale
+from verifiers.text_runs import text_losses, text_power_law_measures
 from verifiers.lab.zipfsource import ZipfBlockSource
 
-__all__ = ["Lab", "run_grid", "tokens_to_reach", "loss_power_law", "sample_efficiency",
+__all__ = ["Lab", "run_grid", "lab_scale", "STREAMS", "tokens_to_reach", "loss_power_law", "sample_efficiency",
            "transfer_offset"]
 
 
@@ -56,6 +59,10 @@ class Lab:
         return mlp_params(self.V, self.order, self.d_emb, h, 1)
 
     @property
+    def data_name(self) -> str:
+        return f"markov:zipf-V{self.V}-topics{self.blocks}"
+
+    @property
     def tokens_per_step(self) -> int:
         return self.batch * self.T
 
@@ -69,6 +76,16 @@ def run_grid(lab: Lab, specs: Sequence[tuple[int, int, int]], eval_every: int, d
              eval_sources: dict | None = None) -> list[Run]:
     """Train every (h, steps, seed) in `specs` on the lab source (see verifiers.lab.grid)."""
     return grid_runs(lab.source(), lab.grid(), specs, eval_every, eval_sources or {}, device)
+
+
+# What the replication of these runs is: the evidence's replication.reason.
+STREAMS = ("one fixed Zipfian source of known entropy; each seed draws its own token stream and "
+           "initialisation (the source itself is not redrawn)")
+
+
+def lab_scale(lab: Lab, runs: Sequence[Run]) -> dict:
+    """Evidence.scale of a grid: its largest N, its longest run's tokens, and the source."""
+    return scale(max(r.N for r in runs), max(r.D for r in runs), [lab.data_name])
 
 
 def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
@@ -87,20 +104,9 @@ def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
 
 # ---------------------------------------------------------------- loss-power-law
 
-def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: Seeds, zipf: NonNeg,
-                   n_boot: int, device: str) -> Evidence:
-    """L(N) at fixed data: fit L = E + A·N^-α on `widths` (E known; also E free) and predict `holdout`.
-
-    Per seed (same data stream for every size): fit with E known, measure R² of log(L − E) on
-    log N and the signed error of the predicted held-out loss as a fraction of its reducible
-    part L − E. Intervals: Student-t over seeds.
-    """
-    lab = Lab(zipf=zipf)
-    E = lab.source().entropy
-    hs = sorted(widths) + [holdout]
-    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in hs], 0, device)
-    L = np.array([r.loss["train"] for r in runs]).reshape(len(seeds), len(hs))
-    N = np.array([lab.N(h) for h in hs], dtype=float)
+def _power_law_measures(N: np.ndarray, L: np.ndarray, E: float, n_boot: int) -> tuple[dict, list]:
+    """Fits on all sizes but the last (per seed and pooled; E known and E free) and the last
+    size's forecast error as a share of its reducible loss. -> measures, [pooled, pooled free]."""
     mean = L.mean(0)
     pooled = fit_power_law(N[:-1], mean[:-1], E=E, n_boot=n_boot)
     pooled_free = fit_power_law(N[:-1], mean[:-1], n_boot=n_boot)
@@ -120,8 +126,13 @@ def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: See
         "holdout_error_free_E": interval_from_samples(err_free),
         "entropy": Measure(E, unit="nats", note="exact entropy rate of the source"),
     }
+    return measured, [pooled, pooled_free]
+
+
+def _power_law_figure(N: np.ndarray, mean: np.ndarray, E: float, pooled, pooled_free,
+                      tokens: int) -> Figure:
     xs = np.geomspace(N[0] / 1.5, N[-1] * 1.5, 40)
-    fig = Figure(
+    return Figure(
         "Loss against model size at fixed data", "non-embedding parameters N", "loss − E (nats)",
         [Series("runs (mean over seeds)", N[:-1], mean[:-1] - E, "points"),
          Series("held-out larger model", N[-1:], mean[-1:] - E, "points"),
@@ -129,15 +140,41 @@ def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: See
          Series(f"fit, E free: α = {pooled_free.alpha:.2f}", xs, pooled_free.predict(xs) - E,
                 "dashed")],
         xscale="log", yscale="log",
-        caption=f"{steps * lab.tokens_per_step:,} training tokens for every size; "
-                f"E = {E:.4f} nats is the source's exact entropy.")
+        caption=f"{tokens:,} training tokens for every size; E = {E:.4f} nats is the source's "
+                "exact entropy.")
+
+
+def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: Seeds, zipf: NonNeg,
+                   n_boot: int, text_k: PosInt, text_bytes: PosInt, device: str) -> Evidence:
+    """L(N) at fixed data: fit L = E + A·N^-α on `widths` (E known; also E free) and predict `holdout`.
+
+    Per seed (same data stream for every size): fit with E known, measure R² of log(L − E) on
+    log N and the signed error of the predicted held-out loss as a fraction of its reducible
+    part L − E. Intervals: Student-t over seeds. The same widths are also trained on real text
+    (the standard library's source, bytes, over the last `text_k` bytes), fitted with E free.
+    """
+    lab = Lab(zipf=zipf)
+    E, hs, tokens = lab.source().entropy, sorted(widths) + [holdout], steps * lab.tokens_per_step
+    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in hs], 0, device)
+    L = np.array([r.loss["train"] for r in runs]).reshape(len(seeds), len(hs))
+    N = np.array([lab.N(h) for h in hs], dtype=float)
+    measured, (pooled, pooled_free) = _power_law_measures(N, L, E, n_boot)
+    L_text = text_losses(hs, steps, list(seeds), text_k, lab.d_emb, lab.lr, lab.batch, lab.T,
+                         text_bytes, device)
+    text_measured, text_fig = text_power_law_measures(hs, L_text, text_k, lab.d_emb, tokens)
+    measured.update(text_measured)
     table = [{"h": h, "N": int(n), "loss_mean": float(m), "loss_minus_E": float(m - E)}
-             for h, n, m in zip(hs, N, mean)]
+             for h, n, m in zip(hs, N, L.mean(0))]
     notes = [f"Pooled fit (seed means), E known: A = {pooled.A:.3g}, α = {pooled.alpha:.3f} "
              f"{_iv(pooled.intervals.get('alpha'))}, R² = {pooled.r2:.4f}.",
              f"Pooled fit, E free: E = {pooled_free.E:.4f} {_iv(pooled_free.intervals.get('E'))} "
              f"vs exact {E:.4f}; α = {pooled_free.alpha:.3f}."]
-    return Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    fig = _power_law_figure(N, L.mean(0), E, pooled, pooled_free, tokens)
+    ev = Evidence(measured=measured, figures=[fig, text_fig], table=table, notes=notes, seeds=list(seeds))
+    sc = lab_scale(lab, runs)
+    sc["max_params"] = max(sc["max_params"], mlp_params(256, text_k, lab.d_emb, hs[-1], 1))
+    sc["data"].append(TEXT)
+    return recorded(ev, replication(len(seeds), 1, STREAMS), sc)
 
 
 def _iv(iv: tuple[float, float] | None) -> str:
@@ -187,7 +224,9 @@ def sample_efficiency(widths: list[int], steps: PosInt, eval_every: PosInt, seed
                   xscale="log", yscale="log")
     table = [{"h": h, "N": int(n), "tokens_to_target_mean": float(m)}
              for h, n, m in zip(hs, N, tok.mean(0))]
-    return Evidence(measured=measured, figures=[fig1, fig2], table=table, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig1, fig2], table=table, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))
 
 
 # ---------------------------------------------------------------- transfer-offset
@@ -229,4 +268,6 @@ def transfer_offset(widths: list[int], steps: PosInt, sigma: NonNeg, topic_mix: 
     notes = [f"Shifts: 'style' adds N(0, {sigma}²) noise to every row's logits; 'topic' mixes the topic "
              f"weights {topic_mix:.0%} towards uniform, so rare topics become common; 'both' does both. "
              f"Training-source entropy {src.entropy:.4f} nats."]
-    return Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    ev = Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    lab_scale(lab, runs))

@@ -25,6 +25,11 @@ from .lab.data import MarkovSource
 from .lab.feeds import markov_batches, markov_eval
 from .lab.gpt import GPTConfig
 from .lab.stacks import GPTStack
+from .lab.tuning import recorded, replication, scale
+
+# What the replication of these runs is: the evidence's replication.reason.
+STREAMS = ("one fixed Markov source of known entropy; each seed draws its own token stream and "
+           "initialisation (the source itself is not redrawn)")
 
 __all__ = ["shape_sweep", "deep_narrow_transfer", "width_for_depth", "levine_depth_threshold"]
 
@@ -158,13 +163,15 @@ def shape_sweep(depths: list[int], d_ref: PosInt, L_ref: PosInt, n_head: PosInt,
               "loss_N_adjusted": float(adj[L].mean()), "entropy": src.entropy} for L, r in runs.items()]
     table.append({"n_layer": small.L, "d_model": small.d, "N": small.N,
                   "loss_mean": float(small.loss.mean()), "role": f"1/{size_factor:g} size"})
-    return Evidence(measured=measured, figures=_figures(runs, adj, small, depths, gain, size_factor),
+    ev = Evidence(measured=measured, figures=_figures(runs, adj, small, depths, gain, size_factor),
                     table=table,
                     notes=[f"Source: order-{order} Markov chain over {V} tokens, entropy "
                            f"{src.entropy:.3f} nats; trained on the true next-token distribution.",
                            f"A {size_factor:g}× size change gains {gain.mean():.3f} nats; the "
                            f"shapes with ≥{min_layers} layers span {spread:.2f} of that."],
                     seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    scale(max(r.N for r in runs.values()), steps * B * T, [f'markov:V{V}-order{order}']))
 
 
 def _figures(runs: dict, adj: dict, small: _Run, depths: list[int], gain: np.ndarray,
@@ -217,12 +224,14 @@ def deep_narrow_transfer(L_shallow: PosInt, L_deep: PosInt, d_ref: PosInt, L_ref
                                                          note="the same on the pretraining source"),
         "param_ratio": Measure(rd.N / rs.N, note="N(deep) / N(shallow)"),
     }
-    return Evidence(measured=measured, figures=[_transfer_figure(res)], seeds=list(seeds),
+    ev = Evidence(measured=measured, figures=[_transfer_figure(res)], seeds=list(seeds),
                     table=[{"model": n, "n_layer": r.L, "d_model": r.d, "N": r.N,
                             "upstream_CE": float(r.loss.mean()), "downstream_CE": float(dn.mean())}
                            for n, (r, dn, _) in res.items()],
                     notes=[f"Upstream entropy {up.entropy:.3f}, downstream entropy {down.entropy:.3f} "
                            f"nats; {resample_frac:.0%} of the chain's rows redrawn downstream."])
+    return recorded(ev, replication(len(seeds), 1, STREAMS),
+                    scale(max(r.N for r, _, _ in res.values()), (steps + finetune_steps) * B * T, [f'markov:V{V}-order{order}']))
 
 
 def _transfer_figure(res: dict) -> Figure:

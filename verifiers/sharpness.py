@@ -17,7 +17,7 @@ from .lab.batched import BatchedAdamW
 from .lab.noise import top_eigenvalue
 from .lab.stacks import ClassifierStack
 from .lab.sweeps import ci_exp
-from .lab.tuning import recorded, replication, scale
+from .lab.tuning import nested_seed, recorded, replication, scale
 
 __all__ = ["small_batch_generalises"]
 
@@ -77,22 +77,43 @@ def _fit_until(model: ClassifierStack, X: torch.Tensor, Y: torch.Tensor, B: int,
     return epoch
 
 
+LR_RULES = {"same": 0.0, "sqrt": 0.5, "linear": 1.0}  # exponent of B_large / B_small
+
+
+def _arm(task, B: int, lr: float, d, width, classes, loss_stop, max_epochs, hessian_iters, seeds) -> dict:
+    """Train one batch size to the stopping loss; sharpness and train/test loss and accuracy per seed."""
+    Xtr, Ytr, Xte, Yte = task
+    model = ClassifierStack([d, width, width, classes], seeds, "cpu")
+    ep = _fit_until(model, Xtr, Ytr, B, lr, loss_stop, max_epochs, seeds)
+    lam = top_eigenvalue(lambda: _ce_acc(model, Xtr, Ytr)[0], list(model.views.values()), hessian_iters)
+    with torch.no_grad():
+        (trl, tra), (tel, tea) = _ce_acc(model, Xtr, Ytr), _ce_acc(model, Xte, Yte)
+    return {"epochs": ep, "lam": lam, "train_loss": trl, "train_acc": tra, "test_loss": tel, "test_acc": tea}
+
+
 def small_batch_generalises(n_train: PosInt, n_test: PosInt, d: PosInt, classes: PosInt,
                             label_noise: Frac, width: PosInt, B_small: PosInt, B_large: PosInt,
-                            lr: Pos, loss_stop: Pos, max_epochs: PosInt, hessian_iters: PosInt,
-                            data_seed: int, seeds: Seeds, device: str) -> Evidence:
-    """Small- vs large-batch Adam to the same training loss: top Hessian eigenvalue and test gap.
-    (Runs on the CPU whatever `device` says: the models are tiny.)"""
-    Xtr, Ytr, Xte, Yte = _teacher_task(n_train, n_test, d, classes, label_noise, data_seed)
-    out = {}
-    for B in (B_small, B_large):
-        model = ClassifierStack([d, width, width, classes], seeds, "cpu")
-        ep = _fit_until(model, Xtr, Ytr, B, lr, loss_stop, max_epochs, seeds)
-        lam = top_eigenvalue(lambda: _ce_acc(model, Xtr, Ytr)[0], list(model.views.values()), hessian_iters)
-        with torch.no_grad():
-            (trl, tra), (tel, tea) = _ce_acc(model, Xtr, Ytr), _ce_acc(model, Xte, Yte)
-        out[B] = {"epochs": ep, "lam": lam, "train_loss": trl, "train_acc": tra,
-                  "test_loss": tel, "test_acc": tea}
+                            lr: Pos, lr_rule: str, loss_stop: Pos, max_epochs: PosInt, hessian_iters: PosInt,
+                            data_draws: Seeds, seeds: Seeds) -> Evidence:
+    """Small- vs large-batch Adam to the same training loss: top Hessian eigenvalue and test gap,
+    over teacher tasks (data draws) × init seeds. `lr` is the small batch's rate; the large batch
+    uses lr·(B_large/B_small)^p, p from `lr_rule` (same 0, sqrt 0.5, linear 1)."""
+    if lr_rule not in LR_RULES:
+        raise ValueError(f"lr_rule must be one of {sorted(LR_RULES)} (got {lr_rule!r})")
+    rates = {B_small: lr, B_large: lr * (B_large / B_small) ** LR_RULES[lr_rule]}
+    runs = {B: [] for B in rates}
+    for draw in data_draws:
+        task = _teacher_task(n_train, n_test, d, classes, label_noise, int(draw))
+        nested = [nested_seed(draw, s) for s in seeds]  # init and batch order, distinct per draw
+        for B, r in rates.items():
+            runs[B].append(_arm(task, B, r, d, width, classes, loss_stop, max_epochs, hessian_iters, nested))
+    out = {B: {k: torch.cat([a[k] for a in arms]) for k in arms[0]} for B, arms in runs.items()}
+    return _evidence(out, B_small, B_large, rates, lr_rule, n_train, label_noise, loss_stop, d, width, classes,
+                     max_epochs, data_draws, seeds)
+
+
+def _evidence(out, B_small, B_large, rates, lr_rule, n_train, label_noise, loss_stop, d, width, classes,
+              max_epochs, data_draws, seeds) -> Evidence:
     sb, lb = out[B_small], out[B_large]
     log_ratio = torch.log(lb["lam"] / sb["lam"]).tolist()
     acc_gap = (sb["test_acc"] - lb["test_acc"]).tolist()
@@ -112,13 +133,14 @@ def small_batch_generalises(n_train: PosInt, n_test: PosInt, d: PosInt, classes:
             "train_loss_large": interval_from_samples(lb["train_loss"].tolist(), unit="nats"),
         },
         figures=figs,
-        table=[{"B": B, "seed": seeds[i], **{k: float(v[i]) for k, v in out[B].items()}}
-               for B in (B_small, B_large) for i in range(len(seeds))],
-        notes=[f"{n_train} training points, {label_noise:.0%} of labels resampled; both batch "
-               f"sizes train with Adam at lr {lr:g} until the full training loss is ≤ {loss_stop}."],
+        table=[{"B": B, "lr": rates[B], "run": i, **{k: float(v[i]) for k, v in out[B].items()}}
+               for B in (B_small, B_large) for i in range(len(out[B]["lam"]))],
+        notes=[f"{n_train} training points, {label_noise:.0%} of labels resampled; Adam until the full training "
+               f"loss is ≤ {loss_stop}, at lr {rates[B_small]:g} (B = {B_small}) and {rates[B_large]:g} "
+               f"(B = {B_large}, the '{lr_rule}' rule)."],
         seeds=list(seeds),
     )
-    return recorded(ev, replication(1, len(seeds), 'one teacher task and training set (data_seed); seeds vary the initialisation and batch order'),
+    return recorded(ev, replication(len(data_draws), len(seeds), 'teacher tasks and training sets (data draws); seeds vary the initialisation and batch order'),
                     scale(d * width + width * width + width * classes + 2 * width + classes, n_train * max_epochs, ['teacher:tanh-mlp']))
 
 

@@ -184,6 +184,31 @@ def _rnn_loss(w: torch.Tensor, b: torch.Tensor, x0: float, steps: int, target: f
     return (x - target) ** 2
 
 
+def _clip_runs(threshold_rel, eta, gd_steps, n_inits, T, x0, target, w_range, b_range, catapult, solved, seeds):
+    """Per seed and arm (clip False/True): catapult, solved and setback rates, mean final loss and
+    steps to solve; the first seed's mean loss curves; the last seed's threshold."""
+    stats = {k: {True: [], False: []} for k in "csfuh"}
+    trace, threshold = {}, float("inf")
+    for s in seeds:
+        gen = torch.Generator().manual_seed(int(s))
+        w0 = w_range[0] + (w_range[1] - w_range[0]) * torch.rand(n_inits, generator=gen, dtype=torch.float64)
+        b0 = b_range[0] + (b_range[1] - b_range[0]) * torch.rand(n_inits, generator=gen, dtype=torch.float64)
+        threshold = float("inf")
+        for clip in (False, True):
+            jump, losses, gnorm = _descend(w0, b0, clip, threshold, eta, gd_steps, T, x0, target)
+            if not clip:  # typical norm while still training (solved runs have ~0 gradient)
+                threshold = threshold_rel * float(gnorm[losses[:-1] >= solved].median())
+            halved = torch.cummin(losses, 0).values[:-1] < 0.5 * losses[0]
+            hit = losses < solved
+            for k, v in (("c", (jump > catapult).double().mean()), ("s", (losses[-1] < solved).double().mean()),
+                         ("f", losses[-1].mean()), ("u", ((losses[1:] >= losses[0]) & halved).any(0).double().mean()),
+                         ("h", torch.where(hit.any(0), hit.double().argmax(0), len(losses)).double().mean())):
+                stats[k][clip].append(float(v))
+            trace.setdefault(clip, losses.mean(1).numpy())
+    arrays = [{c: np.array(v) for c, v in stats[k].items()} for k in "csfuh"]
+    return (*arrays, trace, threshold)
+
+
 def grad_clipping(threshold_rel: Pos, eta: Pos, gd_steps: PosInt, n_inits: PosInt, T: PosInt, x0: float,
                   target: float, w_range: list[float], b_range: list[float], catapult: Pos, solved: Pos,
                   seeds: Seeds) -> Evidence:
@@ -197,26 +222,8 @@ def grad_clipping(threshold_rel: Pos, eta: Pos, gd_steps: PosInt, n_inits: PosIn
     is a step that undoes all progress (the loss returns to at least its starting value after
     having halved); a run is 'solved' when its final loss is below `solved`. Both arms start
     from the same points (paired by seed)."""
-    cat, sol, fin, blo, tts = ({True: [], False: []} for _ in range(5))
-    trace = {}
-    for s in seeds:
-        gen = torch.Generator().manual_seed(int(s))
-        w0 = w_range[0] + (w_range[1] - w_range[0]) * torch.rand(n_inits, generator=gen, dtype=torch.float64)
-        b0 = b_range[0] + (b_range[1] - b_range[0]) * torch.rand(n_inits, generator=gen, dtype=torch.float64)
-        threshold = float("inf")
-        for clip in (False, True):
-            jump, losses, gnorm = _descend(w0, b0, clip, threshold, eta, gd_steps, T, x0, target)
-            if not clip:  # typical norm while still training (solved runs have ~0 gradient)
-                threshold = threshold_rel * float(gnorm[losses[:-1] >= solved].median())
-            cat[clip].append(float((jump > catapult).double().mean()))
-            sol[clip].append(float((losses[-1] < solved).double().mean()))
-            fin[clip].append(float(losses[-1].mean()))
-            halved = torch.cummin(losses, 0).values[:-1] < 0.5 * losses[0]
-            blo[clip].append(float(((losses[1:] >= losses[0]) & halved).any(0).double().mean()))
-            hit = losses < solved
-            tts[clip].append(float(torch.where(hit.any(0), hit.double().argmax(0), len(losses)).double().mean()))
-            trace.setdefault(clip, losses.mean(1).numpy())
-    C, S, F_, U, H = ({c: np.array(v) for c, v in d.items()} for d in (cat, sol, fin, blo, tts))
+    C, S, F_, U, H, trace, threshold = _clip_runs(threshold_rel, eta, gd_steps, n_inits, T, x0, target, w_range,
+                                                 b_range, catapult, solved, seeds)
     measured = {
         "catapult_rate_unclipped": interval_from_samples(C[False], note=f"share of runs with a step ‖Δθ‖ > {catapult:g}"),
         "catapult_rate_clipped": interval_from_samples(C[True], note="bounded by construction: ‖Δθ‖ ≤ η·threshold"),

@@ -14,6 +14,7 @@ import numpy as np
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import PosInt, Seeds
 from verifiers.lab import bpe as libbpe
+from verifiers.lab import bytebpe
 
 __all__ = ["is_mixed", "is_word_variant", "bpe_compression", "bpe_category_split", "vocab_undertraining"]
 
@@ -62,6 +63,7 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
     train, test = _corpus(n_train, n_test)
     tokenizers = {V: libbpe.train(train, V, "category") for V in Vs}
     tpb = [tokenizers[V].tokens_per_byte(test) for V in Vs]
+    ref = bytebpe.tokens_per_byte(bytebpe.train_bpe(train, Vs[-1] - 256, "category"), test, Vs)
     gains = [a - b for a, b in zip(tpb, tpb[1:])]  # tokens per byte saved by each doubling
     ratios = [b / a for a, b in zip(gains, gains[1:]) if a > 0]
     measured = {
@@ -72,6 +74,8 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
         "tokens_per_byte_at_max_V": Measure(tpb[-1], unit="tokens/byte", note=f"V = {Vs[-1]}"),
         "bytes_per_token_at_max_V": Measure(1 / tpb[-1], unit="bytes/token"),
         "merges_learned": Measure(len(tokenizers[Vs[-1]].learnt())),
+        "reference_tpb_rel_diff": Measure(max(abs(a / b - 1) for a, b in zip(tpb, ref)),
+                                          note="largest |library / pure-Python reference − 1| over V"),
     }
     fig = Figure("Held-out compression against vocabulary size", "vocabulary size V",
                  "tokens per byte (lower is better)",
@@ -134,21 +138,26 @@ def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int
     """
     import torch
 
-    from verifiers.lab.stacked import StackedMLPLM, train_stacked
+    from verifiers.lab.batched import BatchedAdamW, lr_table, train
+    from verifiers.lab.stacks import MLPStack
 
-    model = StackedMLPLM(seeds, V, k=2, d_emb=16, d_hidden=32).to(device)
-    e0 = model.emb.detach().clone()
+    K = len(seeds)
+    model = MLPStack(V, 2, 16, [32] * K, 1, seeds, device)
+    e0 = model.p("emb").detach().clone()
     data = torch.as_tensor(ids, dtype=torch.int64, device=device)
     rngs = [np.random.default_rng([s, 3]) for s in seeds]
     offsets = torch.arange(T + 1, device=device)
 
-    def batch(step: int) -> torch.Tensor:  # random windows of the stream, its own per seed
+    def batch(step: int, active: list[int]):  # random windows of the stream, its own per seed
         starts = torch.as_tensor(np.stack([r.integers(0, len(ids) - T - 1, size=B) for r in rngs]),
                                  device=device)
-        return data[starts[..., None] + offsets]  # (M, B, T+1)
+        x = data[starts[..., None] + offsets]  # (M, B, T+1)
+        return x[..., :-1], x[..., 1:]
 
-    train_stacked(model, batch, steps, lr=3e-3)
-    return (model.emb.detach() - e0).norm(dim=-1).cpu().numpy()
+    # AdamW with torch's default betas, no decay, cosine from 3e-3 to zero.
+    train(model, BatchedAdamW(model, (0.9, 0.999)), batch, lr_table([3e-3] * K, [steps] * K, "cosine"),
+          [steps] * K, [0.0] * K)
+    return (model.p("emb").detach() - e0).norm(dim=-1).cpu().numpy()
 
 
 def _occurrences(tok: libbpe.LibraryBPE, text: bytes, seen: set[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -86,8 +86,6 @@ def _how_sure(v: ClaimView) -> str:
     fracs = [o.get("seed_fraction") for _, o in pairs(v, r) if isinstance(o.get("seed_fraction"), (int, float))]
     if fracs:
         bits.append(f"the weakest check holds on {min(fracs):.0%} of seeds")
-    if v.stale:
-        bits.append("the claim changed after this result was recorded (stale: rerun needed)")
     return "; ".join(bits)
 
 
@@ -96,9 +94,11 @@ def _rows(v: ClaimView) -> list[tuple[str, str]]:
     rows = [("Verdict", tier_badges(v)), ("In plain words", html_text(MEANING.get(v.verdict, ""))),
             ("Why", reason), ("Tested by", html_text(KIND_WORDS.get(v.claim.kind, v.claim.kind)))]
     scale = scale_text(v)
-    if v.claim.kind != "open":
+    if scale or v.claim.kind == "run":  # a calculation or a re-analysis has no scale of its own
         rows.append(("Scale tested", html_text(scale) if scale else "not recorded for this result"))
-        rows.append(("Replicates", html_text(_replicates(v))))
+    reps = _replicates(v)
+    if v.claim.kind in ("run", "closed") or v.extra("replication"):
+        rows.append(("Replicates", html_text(reps)))
     src = _source_line(v)
     if src:
         rows.append(("The source says", src))

@@ -100,12 +100,6 @@ class SiteData:
     kb: KnowledgeBase
     views: dict[str, ClaimView]
 
-    def by_section(self) -> dict[str, list[ClaimView]]:
-        out: dict[str, list[ClaimView]] = {}
-        for v in self.views.values():
-            out.setdefault(v.claim.section, []).append(v)
-        return out
-
 
 def _risks(views: dict[str, ClaimView]) -> None:
     """Flag claims that use (directly or through a chain) a refuted or failing claim."""

@@ -119,11 +119,13 @@ def plain_reason(v: ClaimView, result: dict[str, Any] | None = None) -> str:
     if bad:
         lead = ""
         if held and verdict == "partly-supported":
-            parts = list(dict.fromkeys(subject(c, str(o.get("quantity"))) for c, o in held))
+            failing = {subject(c, str(o.get("quantity"))) for c, o in bad}
+            held_parts = dict.fromkeys(subject(c, str(o.get("quantity"))) for c, o in held)
+            parts = [p for p in held_parts if p not in failing]
             more = f" and {len(parts) - 2} more" if len(parts) > 2 else ""
-            lead = "Holds for " + ", ".join(parts[:2]) + more + "; but "
-        return _cap(lead + _sentence(*bad[0])) + (f" (and {len(bad) - 1} more check{'s' if len(bad) > 2 else ''} fail)"
-                                                   if len(bad) > 1 else "") + "."
+            lead = "Holds for " + ", ".join(parts[:2]) + more + "; but " if parts else ""
+        more = {1: "", 2: " (and 1 more check fails)"}.get(len(bad), f" (and {len(bad) - 1} more checks fail)")
+        return _cap(lead + _sentence(*bad[0])) + more + "."
     if noisy:
         return _cap(_sentence(*noisy[0])) + ": the interval straddles the boundary, so it is too noisy to decide."
     return _cap(str(r.get("reason") or verdict)) + "."
@@ -159,9 +161,10 @@ def changes(v: ClaimView, result: dict[str, Any], limit: int = 3) -> list[str]:
             continue
         move, edge = d
         rel = abs(move) / max(abs(float(x)), abs(edge), 1e-12)
-        state = "holds" if o.get("outcome") == "supported" else "fails" if o.get("outcome") == "refuted" else "is undecided"
+        state = {"supported": "holds", "refuted": "fails"}.get(str(o.get("outcome")), "is undecided")
         share = f" ({rel:.0%})" if edge and x else ""
-        text = f"{subject(c)} {state} at {_value(o)}; it would have to move by {fmt(move, 3)}{share} to cross {fmt(edge)}"
+        text = (f"{subject(c)} {state} at {_value(o)}; it would have to move by {fmt(move, 3)}{share} "
+                f"to cross {fmt(edge)}")
         found.append((rel, text))
     found.sort(key=lambda f: f[0])
     return [_cap(t) for _, t in found[:limit]]

@@ -75,6 +75,14 @@ def figure_csv(fig: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def _fitted(label: str, own: list[tuple[str, Any]]) -> Any:
+    """The colour of the series a fit's label names ('fit, target 1.3' -> 'target 1.3 nats'), or None."""
+    rest = _FIT.sub("", label).strip().lower()
+    if not _FIT.match(label) or not rest or rest == label.lower():
+        return None
+    return next((c for name, c in own if name.startswith(rest[:12]) or rest.startswith(name[:12])), None)
+
+
 def _colours(series: list[dict[str, Any]]) -> list[Any]:
     """One colour per series; a fit takes the colour of the series whose label it repeats."""
     from matplotlib import colormaps
@@ -83,13 +91,11 @@ def _colours(series: list[dict[str, Any]]) -> list[Any]:
     own: list[tuple[str, Any]] = []
     for s in series:
         label = str(s.get("label", ""))
-        rest = _FIT.sub("", label).strip().lower()
-        match = next((c for name, c in own if rest and label != rest and
-                      (name.startswith(rest[:12]) or rest.startswith(name[:12]))), None) if _FIT.match(label) else None
-        if match is None:
-            match = cmap(len(own) % cmap.N)
-            own.append((label.lower(), match))
-        out.append(match)
+        colour = _fitted(label, own)
+        if colour is None:
+            colour = cmap(len(own) % cmap.N)
+            own.append((label.lower(), colour))
+        out.append(colour)
     return out
 
 
@@ -147,7 +153,8 @@ def _axes_format(ax: Any, log: tuple[bool, bool], cats: bool) -> None:
     """Plain-text ticks (TeX-free, so fast to lay out); a log axis spanning under two decades
     gets 1-2-5 ticks so that it always has several labels."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    for axis, is_log, lims, skip in ((ax.xaxis, log[0], ax.get_xlim(), cats), (ax.yaxis, log[1], ax.get_ylim(), False)):
+    axes = ((ax.xaxis, log[0], ax.get_xlim(), cats), (ax.yaxis, log[1], ax.get_ylim(), False))
+    for axis, is_log, lims, skip in axes:
         if skip:
             continue
         if is_log:
@@ -205,10 +212,17 @@ class FigureStore:
     def __init__(self, cache: Path, dest: Path):
         self.cache, self.dest = Path(cache), Path(dest)
         self.drawn = 0
+        self._keys: dict[int, str] = {}  # id(figure) -> key: hashing a figure's data costs a JSON dump
+
+    def key(self, fig: dict[str, Any]) -> str:
+        k = self._keys.get(id(fig))
+        if k is None:
+            k = self._keys[id(fig)] = figure_key(fig)
+        return k
 
     def prepare(self, figs: list[dict[str, Any]]) -> None:
         """Draw every missing figure up front, in parallel when there are many (a cold build)."""
-        missing = {figure_key(f): f for f in figs if not (self.cache / f"{figure_key(f)}.svg").is_file()}
+        missing = {self.key(f): f for f in figs if not (self.cache / f"{self.key(f)}.svg").is_file()}
         workers = min(os.cpu_count() or 1, 8)
         if len(missing) < 8 or workers < 2:
             return  # files() draws them one by one
@@ -221,7 +235,7 @@ class FigureStore:
 
     def files(self, fig: dict[str, Any]) -> str:
         """The figure's key; figures/<key>.svg and figures/<key>.csv exist afterwards."""
-        key = figure_key(fig)
+        key = self.key(fig)
         svg, target = self.cache / f"{key}.svg", self.dest / "figures" / f"{key}.svg"
         if not svg.is_file():
             self._keep(svg, render_svg(fig))

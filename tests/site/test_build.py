@@ -150,3 +150,11 @@ def test_strict_build_refuses_a_knowledge_base_with_problems(kb_copy):
     (kb_copy / "claims" / "broken-claim.yaml").write_text("title: no\n")
     with pytest.raises(SiteError, match="broken-claim.yaml"):
         build_site(kb_copy)
+
+
+def test_home_page_lists_every_claim_and_loads_its_local_filter_script(built_site):
+    """site/index.html has a row per claim with its verdict, and the table script is a local file."""
+    html = (built_site / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<tr [^>]*data-verdict="([\w-]+)"[^>]*data-id="([\w-]+)"', html)
+    assert len(rows) == 6 and ("supported", "fixture-closed") in rows
+    assert re.search(r'<script src="javascripts/claims\.js', html) and (built_site / "javascripts" / "claims.js").is_file()

@@ -67,6 +67,8 @@ def test_search_index_ranks_tags_and_skips_boilerplate(built_site):
     docs = json.loads((built_site / "search" / "search_index.json").read_text())["docs"]
     run = next(d for d in docs if d["location"] == "claims/fixture-run.html")
     assert {"scaling", "power-law", "fixture-run"} <= set(run.get("tags") or [])
+    used = next(d for d in docs if d["location"] == "claims/fixture-refuted.html")  # fixture-closed uses it
+    assert used.get("boost", 1) > run.get("boost", 1)  # among equal matches, the claim others build on first
     text = " ".join(d["text"] for d in docs)
     assert "Edit this claim" not in text
     assert not re.search(r"\$[^$]*\\[a-z]+", text) and "\\alpha" not in text

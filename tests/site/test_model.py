@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from principia.site.model import load_site_data
-from principia.site.synthetic import make_synthetic_kb
+from benchmarks.synthetic_kb import make_synthetic_kb
 
 
 def test_full_tier_verdict_is_shown_when_recorded(kb_copy):

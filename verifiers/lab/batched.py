@@ -4,21 +4,27 @@ API (the only way the run claims train models):
 
 - ``Stack``: K members' parameters in one (K, n) buffer; each named parameter ``stack.p(name)`` is a
   (K, *shape) view of it and its gradient a view of one (K, n) gradient buffer, so the optimiser,
-  clipping and norms are a handful of whole-buffer operations. ``keep(idx)`` drops members.
-  Adapters (``verifiers.lab.stacks``): ``MLPStack`` (MLP language model over the last k tokens,
-  mixed widths), ``GPTStack`` (the lab GPT: pre/post-LN, parallel blocks, MHA/GQA/MQA,
-  learned/RoPE/ALiBi/no positions), ``AdderStack`` (two-operand classifier). ``stack(idx)`` maps
-  (K, B, T) token ids to (K, B, T, V) logits.
-- ``BatchedAdamW(stack, betas, eps)``: AdamW (Loshchilov & Hutter 2017) as torch.optim.AdamW
-  writes it, ``step(lr, weight_decay)`` with a (K,) learning rate and weight decay per member;
-  ``kind="sgd"`` gives SGD with momentum ``betas[0]``.
+  clipping and norms are a handful of whole-buffer operations. ``keep(idx)`` drops members,
+  ``load(flat)`` restores saved weights. Adapters (``verifiers.lab.stacks``), each mapping inputs
+  with a leading K axis to logits: ``MLPStack`` (MLP LM over the last k tokens, mixed widths,
+  zero padding that stays zero), ``NGramStack`` (the same read at one position: (K, B, k)
+  contexts), ``GPTStack`` (the lab GPT: pre/post-LN, parallel blocks, MHA/GQA/MQA,
+  learned/RoPE/ALiBi/no positions), ``AdderStack`` (two-operand classifier), ``ClassifierStack``
+  (MLP on features) and ``ModuleStack`` (any one nn.Module, e.g. an LSTM, as K = 1).
+- ``BatchedAdamW(stack, betas, eps, kind)``: AdamW (Loshchilov & Hutter 2017) as torch.optim.AdamW
+  writes it; ``step(lr, weight_decay)`` takes a (K,) learning rate and weight decay per member;
+  ``kind="sgd"`` is SGD with heavy-ball momentum ``betas[0]``.
 - ``member_ce(logits, targets)`` -> (K,) mean cross-entropy (ids with -1 ignored, or target
   distributions); ``z_loss(coef)`` -> an auxiliary term (PaLM §5).
-- ``train(stack, opt, batch, lr, steps, weight_decay, clip, aux, on_step)`` -> ``Trace``: one loop
-  for every claim. ``lr(step)`` -> (K,); ``steps`` per member (a member leaves the batch when its
-  run ends, after ``on_done``); a member whose loss turns non-finite is frozen and marked diverged.
-- ``lr_table(peaks, steps, schedule, ...)`` -> ``lr`` callable from per-member peaks and lengths.
-- Tuned arms and replication: ``verifiers.lab.tuning``.
+- ``train(stack, opt, batch, lr, steps, weight_decay, clip, aux, on_step, on_done, loss)`` ->
+  ``Trace``: one loop for every claim. ``batch(step, active)`` -> (inputs, targets) of the active
+  members; ``lr(step)`` -> (K,); ``steps`` per member (a member leaves the batch when its run
+  ends, after ``on_done``); ``on_step`` may stop the run; a member whose loss turns non-finite is
+  frozen and marked diverged.
+- ``lr_table(peaks, steps, schedule, warmup, min_ratio)`` -> ``lr`` from per-member peaks/lengths.
+- Around it: ``feeds`` (Markov batches, exact evaluation), ``grid`` (size × steps × seed grids
+  with exact metrics), ``pairs`` (i.i.d. context pairs, population loss), ``text`` (the standard
+  library's source as bytes), ``tuning`` (tuned arms as extra members; replication and scale).
 """
 from __future__ import annotations
 

@@ -1,31 +1,15 @@
-"""Training loops and learning-rate schedules shared by the run claims.
+"""The learning-rate schedules and the single-model MLP language model behind the batched stack.
 
-Deterministic for a seed: the seed fixes the init (torch) and the data stream (numpy).
+(Training itself is ``verifiers.lab.batched.train``: one loop for every run claim.)
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import MarkovSource
-from .gpt import GPT, GPTConfig, lm_loss
-
-__all__ = ["lr_at", "MLPLM", "TrainConfig", "History", "train_lm", "grad_norm", "set_seed",
-           "count_params", "evaluate", "tiny_gpt"]
-
-
-def set_seed(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+__all__ = ["lr_at", "MLPLM"]
 
 
 def lr_at(step: int, total: int, peak: float, schedule: str = "cosine", warmup: int = 0,
@@ -81,96 +65,3 @@ class MLPLM(nn.Module):
         e = torch.cat([pad, e], dim=1)
         ctx = torch.cat([e[:, j: j + T] for j in range(self.k)], dim=-1)  # (B, T, k*d)
         return self.net(ctx)
-
-
-def grad_norm(model: nn.Module) -> float:
-    sq = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
-    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 200
-    batch: int = 32          # sequences per step
-    T: int = 32              # tokens per sequence
-    lr: float = 3e-3
-    schedule: str = "cosine"
-    warmup: int = 0
-    period: float | None = None
-    min_ratio: float = 0.0
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.95)
-    clip: float | None = None
-    z_loss: float = 0.0
-    eval_every: int = 0      # 0: evaluate only at the end
-    eval_batch: int = 128
-    device: str = "cpu"
-
-
-@dataclass
-class History:
-    steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    eval_steps: list[int] = field(default_factory=list)
-    eval_loss: list[float] = field(default_factory=list)
-    grad_norm: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    diverged: bool = False
-
-    @property
-    def final(self) -> float:
-        return self.eval_loss[-1] if self.eval_loss else float("nan")
-
-
-def train_lm(model: nn.Module, source: MarkovSource, cfg: TrainConfig, seed: int,
-             eval_tokens: torch.Tensor | None = None,
-             on_step: Callable[[int, nn.Module, History], None] | None = None) -> History:
-    """AdamW on a stream from `source`; eval = expected CE against the true distribution."""
-    rng = np.random.default_rng(seed + 10_000)  # data stream; init was seeded by the caller
-    dev = torch.device(cfg.device)
-    model.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas,
-                            weight_decay=cfg.weight_decay)
-    if eval_tokens is None:
-        eval_tokens = source.sample(cfg.eval_batch, cfg.T + 1, np.random.default_rng(seed + 20_000))
-    eval_tokens = eval_tokens.to(dev)
-    hist = History()
-    for step in range(cfg.steps):
-        lr = lr_at(step, cfg.steps, cfg.lr, cfg.schedule, cfg.warmup, cfg.period, cfg.min_ratio)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x = source.sample(cfg.batch, cfg.T + 1, rng).to(dev)
-        loss = lm_loss(model(x[:, :-1]), x[:, 1:], cfg.z_loss)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = grad_norm(model)
-        if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        hist.steps.append(step)
-        hist.train_loss.append(float(loss.detach()))
-        hist.grad_norm.append(gn)
-        hist.lr.append(lr)
-        if not math.isfinite(hist.train_loss[-1]):
-            hist.diverged = True
-            break
-        if on_step:
-            on_step(step, model, hist)
-        last = step == cfg.steps - 1
-        if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            hist.eval_steps.append(step + 1)
-            hist.eval_loss.append(evaluate(model, source, eval_tokens))
-    return hist
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, source: MarkovSource, tokens: torch.Tensor) -> float:
-    model.eval()
-    out = float(source.expected_ce(model(tokens[:, :-1]), tokens[:, :-1]))
-    model.train()
-    return out
-
-
-def tiny_gpt(V: int, n_layer: int, d_model: int, n_head: int = 4, T: int = 32, **kw) -> GPT:
-    return GPT(GPTConfig(vocab_size=V, n_ctx=T, n_layer=n_layer, d_model=d_model,
-                         n_head=n_head, **kw))

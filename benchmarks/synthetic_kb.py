@@ -138,8 +138,8 @@ def benchmark(root: Path | str, n: int = 1000) -> dict[str, float]:
     import os
     import time
 
-    from ..loader import load_kb
-    from .build import config_file, write_pages
+    from principia.loader import load_kb
+    from principia.site.build import config_file, write_pages
 
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     from mkdocs.commands.build import build
