@@ -28,7 +28,7 @@ from .lab.stacks import NGramStack, mlp_params
 from .lab.tuning import recorded, replication, scale
 from .lab.sweeps import STREAMS, adam, ci_exp, constant_lr, diverged_as, ensemble, grid, source, target
 
-__all__ = ["batch_size_vs_loss", "critical_batch_size", "batch_allows_lr", "kaplan_bcrit"]
+__all__ = ["batch_size_vs_loss", "critical_batch_size", "kaplan_bcrit"]
 
 
 # ---------------------------------------------------------------- batch size vs loss
@@ -257,59 +257,3 @@ def _hyperbola(fit: dict[str, float]) -> tuple[list[float], list[float]]:
     Bs = np.geomspace(1, 1e6, 60)
     S = fit["S_min"] + fit["E_min"] / Bs
     return list(Bs * S), list(S)
-
-
-# ---------------------------------------------------------------- batch size and learning rate
-
-def _optimiser(model: NGramStack, kind: str, momentum: float) -> BatchedAdamW:
-    """'sgd' with heavy-ball momentum, or 'adam' (β = 0.9, 0.95)."""
-    if kind not in ("sgd", "adam"):
-        raise ValueError(f"optimiser must be 'adam' or 'sgd' (got {kind!r})")
-    return BatchedAdamW(model, (momentum, 0.0), kind="sgd") if kind == "sgd" else adam(model)
-
-
-def batch_allows_lr(optimiser: str, momentum: NonNeg, V: PosInt, order: PosInt, alpha: Pos,
-                    support: int, source_seed: int, d_hidden: PosInt, B_grid: list[int],
-                    examples: PosInt, lr_grid: list[float], seeds: Seeds, device: str) -> Evidence:
-    """LR sweep at several batch sizes with the same number of examples; best LR vs B."""
-    src = source(V, order, alpha, support, source_seed)
-    S, C = len(seeds), len(lr_grid)
-    finals, best = [], []
-    for B in B_grid:
-        model, sampler, seed_of = ensemble(src, seeds, C, d_hidden, device=device)
-        opt = _optimiser(model, optimiser, momentum)
-        run = fit_pairs(model, opt, src, sampler, seed_of,
-                        constant_lr([l for l in lr_grid for _ in seeds]), examples // B, B, 10 ** 9)
-        f = grid(run.final, S)  # (C, S)
-        finals.append(f)
-        best.append([best_lr(lr_grid, f[:, s]) for s in range(S)])
-    best = np.array(best)  # (n_B, S)
-    slopes = [loglog_slope(B_grid, best[:, s]) for s in range(S)]
-    figs = [Figure(f"Final loss vs learning rate at {examples} examples ({optimiser})",
-                   "learning rate", "population loss (nats)",
-                   [Series(f"B = {B}", lr_grid, diverged_as(finals[i], math.log(V)).mean(1))
-                    for i, B in enumerate(B_grid)], xscale="log",
-                   caption="A diverged run is drawn at the uniform guess, log V."),
-            Figure("Best learning rate vs batch size", "batch size B", "best learning rate",
-                   [Series(f"seed {seeds[s]}", B_grid, best[:, s], "points") for s in range(S)]
-                   + [Series("linear scaling (slope 1)", B_grid,
-                             [best[0].mean() * b / B_grid[0] for b in B_grid], "dashed")],
-                   xscale="log", yscale="log")]
-    ev = Evidence(
-        measured={
-            "slope_lr_vs_batch": interval_from_samples(
-                slopes, note="d log η* / d log B; 1 = Goyal et al.'s linear scaling rule"),
-            **{f"best_lr_B{B}": ci_exp(np.log(best[i]).tolist()) for i, B in enumerate(B_grid)},
-        },
-        figures=figs,
-        table=[{"B": B, "steps": examples // B, "seed": seeds[s], "best_lr": float(best[i, s])}
-               for i, B in enumerate(B_grid) for s in range(S)],
-        notes=[f"Optimiser: {optimiser}" + (f" with momentum {momentum}" if optimiser == "sgd"
-                                            else "") + f"; every run sees {examples} examples.",
-               "Best LR: the grid minimum of the final loss, refined by a parabola in log LR."],
-        seeds=list(seeds),
-    )
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    scale(mlp_params(V, order, 16, d_hidden, 1), examples, [f'markov:V{V}-order{order}']))
-
-
