@@ -9,26 +9,21 @@ Batch sizes B count examples, i.e. predicted tokens.
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.formulas import KAPLAN
-from principia.types import NonNeg, Pos, PosInt, Seeds
+from principia.types import Pos, PosInt, Seeds
 
-from .lab.batched import BatchedAdamW
 from .lab.data import MarkovSource
-from .lab.noise import (best_lr, fit_critical_batch, loglog_slope, noise_scale, scaling_efficiency,
-                        steps_to_target)
+from .lab.noise import loglog_slope, noise_scale
 from .lab.pairs import PairSampler, fit_pairs, pair_batches, population_loss
 from .lab.stacks import NGramStack, mlp_params
 from .lab.tuning import recorded, replication, scale
-from .lab.sweeps import STREAMS, adam, ci_exp, constant_lr, diverged_as, ensemble, grid, source, target
+from .lab.sweeps import STREAMS, adam, ci_exp, constant_lr, ensemble, grid, source
 
-__all__ = ["batch_size_vs_loss", "critical_batch_size", "batch_allows_lr", "kaplan_bcrit"]
+__all__ = ["batch_size_vs_loss", "kaplan_bcrit"]
 
 
 # ---------------------------------------------------------------- batch size vs loss
@@ -134,182 +129,3 @@ def batch_size_vs_loss(alpha_B: Pos, B_star: Pos, V: PosInt, order: PosInt, alph
     )
     return recorded(ev, replication(len(seeds), 1, STREAMS),
                     scale(mlp_params(V, order, 16, d_hidden, 1), steps * B, [f'markov:V{V}-order{order}']))
-
-
-# ---------------------------------------------------------------- critical batch size
-
-def _steps_by_batch(src: MarkovSource, seeds: Sequence[int], B: int, lrs: Sequence[float],
-                    targets: Sequence[float], d_hidden: int, max_steps: int, fixed: bool,
-                    device: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Steps to each target (best LR per seed) -> (n_targets, S), and the (T, C, S) loss curves."""
-    S = len(seeds)
-    model, sampler, seed_of = ensemble(src, seeds, len(lrs), d_hidden, device=device)
-    tight = min(targets)
-
-    def done(L: np.ndarray) -> bool:  # every seed has some LR at the tight target
-        return not fixed and bool((grid(L, S) <= tight).any(0).all())
-
-    run = fit_pairs(model, adam(model), src, sampler, seed_of,
-                    constant_lr([l for l in lrs for _ in seeds]), max_steps, B,
-                    max(1, min(20, 640 // B)), stop=done)
-    curves = grid(run.loss, S)
-    steps = np.array([[min(steps_to_target(run.eval_steps, curves[:, c, s], t)
-                           for c in range(len(lrs))) for s in range(S)] for t in targets])
-    return steps, curves, run.eval_steps
-
-
-def critical_batch_size(V: PosInt, order: PosInt, alpha: Pos, support: int, source_seed: int,
-                        d_hidden: PosInt, d_hidden_alt: PosInt, B_grid: list[int],
-                        B_alt: list[int], lr_centre: Pos, B_ref: PosInt, lr_exponent: NonNeg,
-                        lr_factors: list[float], target_fracs: list[float], max_steps: PosInt,
-                        fixed_steps_large: PosInt, seeds: Seeds, device: str) -> Evidence:
-    """Steps and examples to a target loss across batch sizes; B_crit = E_min/S_min."""
-    src = source(V, order, alpha, support, source_seed)
-    targets = [target(src, f) for f in target_fracs]
-    S, loose, tight = len(seeds), 0, int(np.argmin(targets))
-
-    def lrs(B: int) -> list[float]:  # grid centre ∝ B^0.5 (McCandlish et al. 2018, Eq. A.3)
-        return [lr_centre * (B / B_ref) ** lr_exponent * f for f in lr_factors]
-
-    def sweep(grid: Sequence[int], width: int) -> tuple[np.ndarray, dict]:
-        steps, curves = [], {}
-        for B in grid:
-            large = B >= 1024
-            st, cv, ev = _steps_by_batch(src, seeds, B, lrs(B), targets, width,
-                                         fixed_steps_large if large else max_steps, large, device)
-            steps.append(st)
-            curves[B] = (cv, ev)
-        return np.array(steps), curves  # (n_B, n_targets, S)
-
-    St, curves = sweep(B_grid, d_hidden)
-    St_alt, _ = sweep(B_alt, d_hidden_alt)
-    fits = [[fit_critical_batch(B_grid, St[:, t, s]) for s in range(S)] for t in range(len(targets))]
-    sub = [B_grid.index(b) for b in B_alt]
-    fit_main = [fit_critical_batch(B_alt, St[sub, tight, s]) for s in range(S)]
-    fit_alt = [fit_critical_batch(B_alt, St_alt[:, tight, s]) for s in range(S)]
-    eff_small = [scaling_efficiency(B_grid[0], St[0, tight, s], B_grid[1], St[1, tight, s])
-                 for s in range(S)]
-    eff_large = [scaling_efficiency(B_grid[-2], St[-2, tight, s], B_grid[-1], St[-1, tight, s])
-                 for s in range(S)]
-    # equal steps: at the step count B_{n-1} needs for the tight target, where is B_max?
-    (cv_max, ev_max) = curves[B_grid[-1]]
-    gap = []
-    for s in range(S):
-        s_star = St[-2, tight, s]
-        L_at = [np.interp(s_star, ev_max, cv_max[:, c, s]) for c in range(cv_max.shape[1])]
-        gap.append(min(L_at) - targets[tight])
-    growth = [math.log(fits[tight][s]["B_crit"] / fits[loose][s]["B_crit"]) for s in range(S)]
-    size = [math.log(fit_alt[s]["B_crit"] / fit_main[s]["B_crit"]) for s in range(S)]
-    E = np.array(B_grid)[:, None] * St[:, tight, :]
-    figs = [Figure("Steps and examples to reach the target loss (McCandlish Eq. 2.11)",
-                   "examples processed E = B·S", "optimizer steps S",
-                   [Series(f"target {targets[t]:.3f} nats, seed {seeds[0]}",
-                           np.array(B_grid) * St[:, t, 0], St[:, t, 0], "points")
-                    for t in range(len(targets))]
-                   + [Series(f"fit, target {targets[t]:.3f}", *_hyperbola(fits[t][0]), "dashed")
-                      for t in range(len(targets))],
-                   xscale="log", yscale="log",
-                   caption="Each point is one batch size (best of its LR grid). The dashed "
-                           "curves are S = S_min + E_min/B; B_crit = E_min/S_min."),
-            Figure("Steps to the tight target vs batch size", "batch size B (examples)",
-                   "steps S", [Series(f"seed {seeds[s]}", B_grid, St[:, tight, s], "points")
-                               for s in range(S)]
-                   + [Series(f"width {d_hidden_alt}, seed {seeds[s]}", B_alt, St_alt[:, tight, s],
-                             "dashed") for s in range(S)],
-                   xscale="log", yscale="log")]
-    ev = Evidence(
-        measured={
-            "scaling_eff_small": interval_from_samples(
-                eff_small, note=f"log(S_{B_grid[0]}/S_{B_grid[1]})/log({B_grid[1]}/{B_grid[0]}): "
-                                "1 = perfect scaling"),
-            "scaling_eff_large": interval_from_samples(
-                eff_large, note=f"same for B = {B_grid[-2]} → {B_grid[-1]}"),
-            "bcrit_loose": ci_exp([math.log(f["B_crit"]) for f in fits[loose]], "examples"),
-            "bcrit_tight": ci_exp([math.log(f["B_crit"]) for f in fits[tight]], "examples"),
-            "bcrit_growth": ci_exp(growth, note="B_crit at the tight over the loose target"),
-            "bcrit_width_ratio": ci_exp(
-                size, note=f"B_crit of width {d_hidden_alt} over width {d_hidden}, tight target, "
-                           f"both fitted on B = {B_alt}"),
-            "loss_gap_equal_steps": interval_from_samples(
-                gap, unit="nats", note=f"loss at B = {B_grid[-1]} minus the loss B = {B_grid[-2]} "
-                                       "reaches, after the same number of steps"),
-            "examples_ratio": ci_exp([math.log(E[-1, s] / E[0, s]) for s in range(S)],
-                                      note=f"examples to the tight target at B = {B_grid[-1]} over "
-                                           f"B = {B_grid[0]}"),
-        },
-        figures=figs,
-        table=[{"B": B, "target": round(targets[t], 4), "seed": seeds[s],
-                "steps": float(St[i, t, s]), "examples": float(B * St[i, t, s])}
-               for i, B in enumerate(B_grid) for t in range(len(targets)) for s in range(S)]
-        + [{"fit": f"target {targets[t]:.3f}", "seed": seeds[s], **fits[t][s]}
-           for t in range(len(targets)) for s in range(S)],
-        notes=[f"Targets: {', '.join(f'{t:.3f}' for t in targets)} nats (entropy "
-               f"{src.entropy:.3f}); Adam, constant LR, best of {len(lr_factors)} rates per batch "
-               "size and seed."],
-        seeds=list(seeds),
-    )
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    scale(mlp_params(V, order, 16, d_hidden_alt, 1), max_steps * B_grid[0], [f'markov:V{V}-order{order}']))
-
-
-def _hyperbola(fit: dict[str, float]) -> tuple[list[float], list[float]]:
-    """Points of S = S_min + E_min/B, as (E, S) pairs."""
-    Bs = np.geomspace(1, 1e6, 60)
-    S = fit["S_min"] + fit["E_min"] / Bs
-    return list(Bs * S), list(S)
-
-
-# ---------------------------------------------------------------- batch size and learning rate
-
-def _optimiser(model: NGramStack, kind: str, momentum: float) -> BatchedAdamW:
-    """'sgd' with heavy-ball momentum, or 'adam' (β = 0.9, 0.95)."""
-    if kind not in ("sgd", "adam"):
-        raise ValueError(f"optimiser must be 'adam' or 'sgd' (got {kind!r})")
-    return BatchedAdamW(model, (momentum, 0.0), kind="sgd") if kind == "sgd" else adam(model)
-
-
-def batch_allows_lr(optimiser: str, momentum: NonNeg, V: PosInt, order: PosInt, alpha: Pos,
-                    support: int, source_seed: int, d_hidden: PosInt, B_grid: list[int],
-                    examples: PosInt, lr_grid: list[float], seeds: Seeds, device: str) -> Evidence:
-    """LR sweep at several batch sizes with the same number of examples; best LR vs B."""
-    src = source(V, order, alpha, support, source_seed)
-    S, C = len(seeds), len(lr_grid)
-    finals, best = [], []
-    for B in B_grid:
-        model, sampler, seed_of = ensemble(src, seeds, C, d_hidden, device=device)
-        opt = _optimiser(model, optimiser, momentum)
-        run = fit_pairs(model, opt, src, sampler, seed_of,
-                        constant_lr([l for l in lr_grid for _ in seeds]), examples // B, B, 10 ** 9)
-        f = grid(run.final, S)  # (C, S)
-        finals.append(f)
-        best.append([best_lr(lr_grid, f[:, s]) for s in range(S)])
-    best = np.array(best)  # (n_B, S)
-    slopes = [loglog_slope(B_grid, best[:, s]) for s in range(S)]
-    figs = [Figure(f"Final loss vs learning rate at {examples} examples ({optimiser})",
-                   "learning rate", "population loss (nats)",
-                   [Series(f"B = {B}", lr_grid, diverged_as(finals[i], math.log(V)).mean(1))
-                    for i, B in enumerate(B_grid)], xscale="log",
-                   caption="A diverged run is drawn at the uniform guess, log V."),
-            Figure("Best learning rate vs batch size", "batch size B", "best learning rate",
-                   [Series(f"seed {seeds[s]}", B_grid, best[:, s], "points") for s in range(S)]
-                   + [Series("linear scaling (slope 1)", B_grid,
-                             [best[0].mean() * b / B_grid[0] for b in B_grid], "dashed")],
-                   xscale="log", yscale="log")]
-    ev = Evidence(
-        measured={
-            "slope_lr_vs_batch": interval_from_samples(
-                slopes, note="d log η* / d log B; 1 = Goyal et al.'s linear scaling rule"),
-            **{f"best_lr_B{B}": ci_exp(np.log(best[i]).tolist()) for i, B in enumerate(B_grid)},
-        },
-        figures=figs,
-        table=[{"B": B, "steps": examples // B, "seed": seeds[s], "best_lr": float(best[i, s])}
-               for i, B in enumerate(B_grid) for s in range(S)],
-        notes=[f"Optimiser: {optimiser}" + (f" with momentum {momentum}" if optimiser == "sgd"
-                                            else "") + f"; every run sees {examples} examples.",
-               "Best LR: the grid minimum of the final loss, refined by a parabola in log LR."],
-        seeds=list(seeds),
-    )
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    scale(mlp_params(V, order, 16, d_hidden, 1), examples, [f'markov:V{V}-order{order}']))
-
-

@@ -12,31 +12,25 @@ gives the yardstick: the loss gained by a size_factor-fold change in N.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples, interval_over_draws
 from principia.types import Pos, PosInt, Seeds
 
-from .lab.batched import BatchedAdamW, lr_table, train
 from .lab.data import MarkovSource
-from .lab.feeds import markov_batches, markov_eval
-from .lab.gpt import GPTConfig
-from .lab.stacks import GPTStack
-from .lab.tuning import recorded, replication, scale
+from .lab.feeds import markov_eval
+from .lab.shapes import ShapeRun, fit_gpt, train_shape, train_tuned, width_for_depth
+from .lab.tuning import nested_seed, recorded, replication, scale
 
 # What the replication of these runs is: the evidence's replication.reason.
 STREAMS = ("one fixed Markov source of known entropy; each seed draws its own token stream and "
            "initialisation (the source itself is not redrawn)")
+DRAWS = ("each data draw is a fresh Markov source (its transition table redrawn) with its own "
+         "evaluation tokens; init seeds nest inside a draw")
 
 __all__ = ["shape_sweep", "deep_narrow_transfer", "width_for_depth", "levine_depth_threshold"]
-
-
-def width_for_depth(L: int, d_ref: int, L_ref: int, n_head: int) -> int:
-    """d_model that keeps 12·L·d² ≈ 12·L_ref·d_ref² (Kaplan §2.1), rounded to whole heads."""
-    return n_head * max(1, round(d_ref * math.sqrt(L_ref / L) / n_head))
 
 
 def levine_depth_threshold(N: float, d_min: float = 2.0) -> float:
@@ -52,33 +46,6 @@ def levine_depth_threshold(N: float, d_min: float = 2.0) -> float:
     return 0.5 * (lo + hi)
 
 
-@dataclass
-class _Run:
-    L: int
-    d: int
-    N: int
-    loss: np.ndarray    # final expected CE per seed
-    curve: np.ndarray   # mean training CE over seeds, per step
-
-
-def _fit(net: GPTStack, src: MarkovSource, seeds: list[int], steps: int, B: int, T: int,
-         lr: float, device: str) -> np.ndarray:
-    """AdamW (β = 0.9, 0.95; no decay) with a cosine to zero on soft targets; mean training CE
-    over members at every step."""
-    K = net.K
-    tr = train(net, BatchedAdamW(net, (0.9, 0.95)), markov_batches(src, seeds, B, T, True, device),
-               lr_table([lr] * K, [steps] * K, "cosine"), [steps] * K, [0.0] * K)
-    return tr.array("loss").mean(axis=1)
-
-
-def _train_shape(L: int, d: int, n_head: int, src: MarkovSource, seeds: list[int], steps: int,
-                 B: int, T: int, lr: float, eval_tokens: torch.Tensor, device: str) -> tuple[_Run, GPTStack]:
-    cfg = GPTConfig(vocab_size=src.V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head)
-    net = GPTStack(cfg, seeds, device)
-    curve = _fit(net, src, seeds, steps, B, T, lr, device)
-    return _Run(L, d, net.non_embedding_params(), markov_eval(net, src, eval_tokens), curve), net
-
-
 def _vertex(logL: np.ndarray, y: np.ndarray) -> float:
     """Loss-minimising log₂ depth: the vertex of a parabola in log₂ L if it opens upward and
     lies inside the sweep, else the best depth on the grid."""
@@ -91,102 +58,119 @@ def _vertex(logL: np.ndarray, y: np.ndarray) -> float:
 
 
 def _sweep(depths: list[int], d_ref: int, L_ref: int, n_head: int, size_factor: float,
-           src: MarkovSource, steps: int, B: int, T: int, lr: float, seeds: list[int],
-           eval_tokens: torch.Tensor, device: str) -> tuple[dict[int, _Run], _Run]:
-    """Every depth at the reference N, and the reference depth at N / size_factor."""
-    runs = {L: _train_shape(L, width_for_depth(L, d_ref, L_ref, n_head), n_head, src, seeds, steps,
-                            B, T, lr, eval_tokens, device)[0] for L in depths}
+           src: MarkovSource, steps: int, B: int, T: int, lr_grid: list[float], seeds: list[int],
+           eval_tokens: torch.Tensor, device: str) -> tuple[dict[int, ShapeRun], ShapeRun]:
+    """Every depth at the reference N, and the reference depth at N / size_factor, each at its
+    own best peak rate per seed."""
+    runs = {L: train_tuned(L, width_for_depth(L, d_ref, L_ref, n_head), n_head, src, seeds, steps,
+                           B, T, lr_grid, eval_tokens, device) for L in depths}
     d_small = n_head * max(1, round(d_ref / math.sqrt(size_factor) / n_head))
-    small, _ = _train_shape(L_ref, d_small, n_head, src, seeds, steps, B, T, lr, eval_tokens, device)
+    small = train_tuned(L_ref, d_small, n_head, src, seeds, steps, B, T, lr_grid, eval_tokens, device)
     return runs, small
 
 
-def _shape_measures(runs: dict[int, _Run], small: _Run, depths: list[int], L_ref: int,
-                    size_factor: float, min_layers: int, n_seeds: int) -> tuple[dict, dict, np.ndarray]:
-    """N-adjusted losses (Kaplan Fig. 5) and the measures in units of a size_factor× size gain."""
+def _seed_stats(runs: dict[int, ShapeRun], small: ShapeRun, depths: list[int], L_ref: int,
+                size_factor: float, min_layers: int) -> dict:
+    """Per-seed N-adjusted losses (Kaplan Fig. 5) and spreads in units of a size_factor× gain."""
     ref = runs[L_ref]
     slope = (small.loss - ref.loss) / math.log(ref.N / small.N)  # loss per e-fold of N, per seed
     gain = slope * math.log(size_factor)
     adj = {L: r.loss + slope * math.log(r.N / ref.N) for L, r in runs.items()}  # moved to N_ref
-    deep = [L for L in depths if L >= min_layers]
-    A = np.stack([adj[L] for L in deep])  # (shapes, seeds)
+    A = np.stack([adj[L] for L in depths if L >= min_layers])  # (shapes, seeds)
     all_adj = np.stack([adj[L] for L in depths])
     logL = np.log2(np.array(depths, dtype=float))
-    opt = np.array([_vertex(logL, all_adj[:, s]) for s in range(n_seeds)])
-    L_th = levine_depth_threshold(ref.N)
+    opt = np.array([_vertex(logL, all_adj[:, s]) for s in range(all_adj.shape[1])])
+    out = {"spread": (A.max(0) - A.min(0)) / gain, "worst": (all_adj.max(0) - all_adj.min(0)) / gain,
+           "gain": gain, "opt": opt, "edge": np.minimum(opt - logL.min(), logL.max() - opt),
+           "levine": opt - math.log2(levine_depth_threshold(ref.N)), "adj": adj}
+    if 1 in runs and min_layers > 1:
+        out["one_layer"] = (adj[1] - A.min(0)) / gain
+    return out
+
+
+def _shape_measures(stats: dict, depths: list[int], size_factor: float, min_layers: int,
+                    N_ref: int) -> dict:
+    """The draw is the unit of every interval (seeds averaged inside a draw)."""
+    by = lambda key, f=lambda x: x: {d: f(st[key]).tolist() for d, st in stats.items()}
+    deep = [L for L in depths if L >= min_layers]
     measured = {
-        "spread_ratio": interval_from_samples((A.max(0) - A.min(0)) / gain, note=(
-            f"(max−min) N-adjusted loss over depths {deep}, in units of the loss gained by a "
-            f"{size_factor:g}× larger model")),
-        "worst_shape_ratio": interval_from_samples((all_adj.max(0) - all_adj.min(0)) / gain,
-                                                   note=f"same, over all depths {depths}"),
-        "size_gain": interval_from_samples(gain, unit="nats",
-                                           note=f"loss gained by {size_factor:g}× N at {L_ref} layers"),
-        "optimal_depth": interval_from_samples(2.0 ** opt, unit="layers",
-                                               note="vertex of a parabola in log₂ depth, per seed"),
-        "optimum_edge_octaves": interval_from_samples(
-            np.minimum(opt - logL.min(), logL.max() - opt), note=(
-                "distance of the loss-minimising depth from the nearer end of the sweep, in "
-                "octaves; 0 = the optimum sits at an end")),
-        "levine_depth": Measure(L_th, unit="layers",
+        "spread_ratio": interval_over_draws(by("spread"), note=(
+            f"(max−min) N-adjusted loss over depths {deep}, each at its best peak rate, in units "
+            f"of the loss gained by a {size_factor:g}× larger model")),
+        "worst_shape_ratio": interval_over_draws(by("worst"), note=f"same, over all depths {depths}"),
+        "size_gain": interval_over_draws(by("gain"), unit="nats",
+                                         note=f"loss gained by {size_factor:g}× N at the reference depth"),
+        "optimal_depth": interval_over_draws(by("opt", np.exp2), unit="layers",
+                                             note="vertex of a parabola in log₂ depth"),
+        "optimum_edge_octaves": interval_over_draws(by("edge"), note=(
+            "distance of the loss-minimising depth from the nearer end of the sweep, in octaves")),
+        "levine_depth": Measure(levine_depth_threshold(N_ref), unit="layers",
                                 note="L = log₃(d) at this N (Levine et al. 2020's depth threshold)"),
-        "optimum_vs_levine_octaves": interval_from_samples(opt - math.log2(L_th), note=(
+        "optimum_vs_levine_octaves": interval_over_draws(by("levine"), note=(
             "log₂(optimal depth / Levine's threshold depth)")),
     }
-    if 1 in runs and min_layers > 1:
-        measured["one_layer_excess"] = interval_from_samples(
-            (adj[1] - A.min(0)) / gain, note="(1-layer loss − best deeper loss) / size gain")
-    return measured, adj, gain
+    if all("one_layer" in st for st in stats.values()):
+        measured["one_layer_excess"] = interval_over_draws(
+            by("one_layer"), note="(1-layer loss − best deeper loss) / size gain")
+    return measured
 
 
 def shape_sweep(depths: list[int], d_ref: PosInt, L_ref: PosInt, n_head: PosInt, size_factor: Pos,
-                min_layers: PosInt, V: PosInt, order: PosInt, alpha: Pos, source_seed: int,
-                steps: PosInt, B: PosInt, T: PosInt, lr: Pos, seeds: Seeds, eval_seqs: PosInt,
-                device: str) -> Evidence:
+                min_layers: PosInt, V: PosInt, order: PosInt, alpha: Pos, data_draws: Seeds,
+                steps: PosInt, B: PosInt, T: PosInt, lr_grid: list[float], seeds: Seeds,
+                eval_seqs: PosInt, device: str) -> Evidence:
     """Loss across depths at (nearly) fixed non-embedding N, in units of a size_factor× size gain.
 
-    Measures, per seed: the spread (max − min) of N-adjusted losses over shapes with at least
-    `min_layers` layers, divided by the loss gained from a size_factor-fold change of N at the
-    reference shape; the one-layer model's excess in the same units (Kaplan Fig. 6 singles out
-    models with fewer than two layers); and the loss-minimising depth with its distance from
-    the sweep's ends (in octaves of depth).
+    Per data draw (a fresh source) and nested seed, every shape trains at each peak rate of
+    `lr_grid` and keeps its best. Measures: the spread (max − min) of N-adjusted losses over
+    shapes with at least `min_layers` layers over the loss gained from a size_factor-fold change
+    of N at the reference shape; the one-layer model's excess in the same units (Kaplan Fig. 6);
+    and the loss-minimising depth with its distance from the sweep's ends (octaves of depth).
     """
     depths = sorted(set(int(L) for L in depths) | {int(L_ref)})
-    src = MarkovSource(V=V, order=order, alpha=alpha, seed=source_seed)
-    ev = src.sample(eval_seqs, T + 1, np.random.default_rng(source_seed + 7))[:, :-1]
-    runs, small = _sweep(depths, d_ref, L_ref, n_head, size_factor, src, steps, B, T, lr, seeds, ev,
-                         device)
-    measured, adj, gain = _shape_measures(runs, small, depths, L_ref, size_factor, min_layers,
-                                          len(seeds))
-    spread = measured["spread_ratio"].value
-    table = [{"n_layer": r.L, "d_model": r.d, "N": r.N, "loss_mean": float(r.loss.mean()),
-              "loss_N_adjusted": float(adj[L].mean()), "entropy": src.entropy} for L, r in runs.items()]
-    table.append({"n_layer": small.L, "d_model": small.d, "N": small.N,
-                  "loss_mean": float(small.loss.mean()), "role": f"1/{size_factor:g} size"})
-    ev = Evidence(measured=measured, figures=_figures(runs, adj, small, depths, gain, size_factor),
-                    table=table,
-                    notes=[f"Source: order-{order} Markov chain over {V} tokens, entropy "
-                           f"{src.entropy:.3f} nats; trained on the true next-token distribution.",
-                           f"A {size_factor:g}× size change gains {gain.mean():.3f} nats; the "
-                           f"shapes with ≥{min_layers} layers span {spread:.2f} of that."],
-                    seeds=list(seeds))
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    scale(max(r.N for r in runs.values()), steps * B * T, [f'markov:V{V}-order{order}']))
+    stats, table, first = {}, [], None
+    for d in data_draws:
+        src = MarkovSource(V=V, order=order, alpha=alpha, seed=d)
+        ev = src.sample(eval_seqs, T + 1, np.random.default_rng(d + 7))[:, :-1]
+        runs, small = _sweep(depths, d_ref, L_ref, n_head, size_factor, src, steps, B, T, lr_grid,
+                             [nested_seed(d, s) for s in seeds], ev, device)
+        stats[d] = _seed_stats(runs, small, depths, L_ref, size_factor, min_layers)
+        table += _table(d, runs, small, stats[d]["adj"], src.entropy, size_factor)
+        first = first or (runs, small, stats[d])
+    measured = _shape_measures(stats, depths, size_factor, min_layers, first[0][L_ref].N)
+    ev = Evidence(measured=measured, figures=_figures(*first, depths, size_factor), table=table,
+                  notes=[f"Sources: order-{order} Markov chains over {V} tokens, one per data draw; "
+                         "trained on the true next-token distribution.",
+                         f"Peak rates tried per shape and seed: {lr_grid}; the chosen ones are in the table."],
+                  seeds=list(seeds))
+    return recorded(ev, replication(len(data_draws), len(seeds), DRAWS),
+                    scale(max(r.N for r in first[0].values()), steps * B * T, [f'markov:V{V}-order{order}']))
 
 
-def _figures(runs: dict, adj: dict, small: _Run, depths: list[int], gain: np.ndarray,
-             size_factor: float) -> list[Figure]:
+def _table(draw: int, runs: dict, small: ShapeRun, adj: dict, entropy: float,
+           size_factor: float) -> list[dict]:
+    rows = [{"draw": draw, "n_layer": r.L, "d_model": r.d, "N": r.N, "loss_mean": float(r.loss.mean()),
+             "loss_N_adjusted": float(adj[L].mean()), "entropy": entropy, "peak_lr": r.lr}
+            for L, r in runs.items()]
+    return rows + [{"draw": draw, "n_layer": small.L, "d_model": small.d, "N": small.N, "peak_lr": small.lr,
+                    "loss_mean": float(small.loss.mean()), "role": f"1/{size_factor:g} size"}]
+
+
+def _figures(runs: dict, small: ShapeRun, st: dict, depths: list[int], size_factor: float) -> list[Figure]:
+    """The first draw's N-adjusted losses and training curves (at each shape's chosen rates)."""
+    adj = st["adj"]
     x = [float(L) for L in depths]
     y = [float(adj[L].mean()) for L in depths]
     lo = [float(adj[L].min()) for L in depths]
     hi = [float(adj[L].max()) for L in depths]
     ref_y = float(small.loss.mean())  # the yardstick: a size_factor× smaller model
-    sweep = Figure("Loss across depth at fixed non-embedding N", "n_layer", "expected CE (nats)",
+    sweep = Figure("Loss across depth at fixed non-embedding N (first draw)", "n_layer", "expected CE (nats)",
                    [Series("N-adjusted loss (mean; band: seed range)", x, y, y_lo=lo, y_hi=hi),
                     Series(f"{size_factor:g}× smaller model", [x[0], x[-1]], [ref_y, ref_y], style="dashed")],
-                   xscale="log", caption="Each point is moved to the reference N with the per-seed slope "
-                   "of loss in ln N (Kaplan et al. 2020, Fig. 5 uses its L(N) fit the same way).")
-    curves = Figure("Training curves", "step", "training CE (nats)",
+                   xscale="log", caption="Each shape at its own best peak rate; each point is moved "
+                   "to the reference N with the per-seed slope of loss in ln N (Kaplan et al. 2020, "
+                   "Fig. 5 uses its L(N) fit the same way).")
+    curves = Figure("Training curves at the chosen peak rates (first draw)", "step", "training CE (nats)",
                     [Series(f"{r.L} layers, d={r.d}, N={r.N}", range(len(r.curve)), r.curve)
                      for r in runs.values()]
                     + [Series(f"{small.L} layers, d={small.d}, N={small.N}", range(len(small.curve)),
@@ -212,9 +196,10 @@ def deep_narrow_transfer(L_shallow: PosInt, L_deep: PosInt, d_ref: PosInt, L_ref
     res = {}
     for name, L in (("shallow", L_shallow), ("deep", L_deep)):
         d = width_for_depth(L, d_ref, L_ref, n_head)
-        run, net = _train_shape(L, d, n_head, up, seeds, steps, B, T, lr, ev_up, device)
+        run, net = train_shape(L, d, n_head, up, seeds, steps, B, T, lr, ev_up, device)
         ft_seeds = [s + 50_000 for s in seeds]  # a fresh downstream data stream per seed
-        curve = _fit(net, down, ft_seeds, finetune_steps, B, T, finetune_lr, device)
+        curve = fit_gpt(net, down, ft_seeds, finetune_steps, B, T, [finetune_lr] * len(seeds),
+                     device).mean(axis=1)
         res[name] = (run, markov_eval(net, down, ev_dn), curve)
     (rs, ds, _), (rd, dd, _) = res["shallow"], res["deep"]
     measured = {
