@@ -90,7 +90,6 @@ class PowerLawFit:
     alpha: float
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     r2: float = float("nan")
-    E_known: bool = False
     n: int = 0
 
     def predict(self, x) -> np.ndarray:
@@ -166,7 +165,7 @@ def fit_power_law(x, y, E: float | None = None, n_boot: int = 200, seed: int = 0
             intervals = {"A": _percentiles(d[:, 1], level), "alpha": _percentiles(d[:, 2], level)}
             if E is None:
                 intervals["E"] = _percentiles(d[:, 0], level)
-    return PowerLawFit(E_hat, math.exp(c), alpha, intervals, r2, E is not None, int(x.size))
+    return PowerLawFit(E_hat, math.exp(c), alpha, intervals, r2, int(x.size))
 
 
 # ---------------------------------------------------------------- Chinchilla parametric fit

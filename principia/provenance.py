@@ -24,8 +24,7 @@ PROJECT_PACKAGES = ("principia", "verifiers")
 VERSIONED = ("torch", "numpy", "scipy")
 # Engine modules whose code cannot change a verdict's numbers (presentation, CLI, storage).
 _NOT_INPUTS = ("principia.site", "principia.cli", "principia.store", "principia.runner",
-               "principia.verify", "principia.provenance", "principia.loader", "principia.calc",
-               "principia.fitcli", "principia.scaffold")
+               "principia.verify", "principia.provenance", "principia.loader", "principia.scaffold")
 
 
 def _sha(data: bytes) -> str:

@@ -31,7 +31,7 @@ __all__ = ["PACKAGE", "spec_problem", "module_path", "use_package", "resolve", "
 
 PACKAGE = "verifiers"
 # Filled in by the engine, never by a claim.
-INJECTED = ("device", "tier", "tables")  # tables: the rows of a published claim's transcribed tables
+INJECTED = ("device", "tables")  # tables: the rows of a published claim's transcribed tables
 _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from principia import calc
+from principia.cli import calculators as calc
 from principia.formulas import chinchilla_optimum, zero_bytes_per_gpu
 from tests.conftest import ROOT
 
@@ -102,8 +102,8 @@ def test_number_suffixes():
 
 
 def test_module_entry_point_runs():
-    """`python -m principia.calc` prints JSON and exits 0."""
-    r = subprocess.run([sys.executable, "-m", "principia.calc", "flops", "--params", "1e9",
+    """`python -m principia.cli.calculators` prints JSON and exits 0."""
+    r = subprocess.run([sys.executable, "-m", "principia.cli.calculators", "flops", "--params", "1e9",
                         "--tokens", "2e10", "--json"], cwd=ROOT, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stderr
@@ -126,7 +126,7 @@ def test_run_reports_value_errors_with_code_2(capsys):
 ])
 def test_extreme_inputs_exit_2_without_traceback_or_infinity(capsys, args):
     """Inputs beyond float range give exit code 2 and a message, never Infinity or a traceback."""
-    from principia.calc import main as calc_main
+    from principia.cli.calculators import main as calc_main
     assert calc_main(args) == 2
     out, err = capsys.readouterr()
     assert "error:" in err and "Infinity" not in out and "Traceback" not in err
@@ -134,14 +134,14 @@ def test_extreme_inputs_exit_2_without_traceback_or_infinity(capsys, args):
 
 def test_suffixless_magnitude_is_warned_about(capsys):
     """`--params 175` (the B forgotten) still computes, with a warning naming the argument."""
-    from principia.calc import main as calc_main
+    from principia.cli.calculators import main as calc_main
     assert calc_main(["flops", "--params", "175", "--tokens", "300B"]) == 0
     assert "--params 175" in capsys.readouterr().err
 
 
 def test_params_counts_gpt2_small_from_the_shared_formula(capsys):
     """`calc params` gives GPT-2 small's 124,439,808 parameters as JSON key 'params'."""
-    from principia.calc import main as calc_main
+    from principia.cli.calculators import main as calc_main
     assert calc_main(["params", "--layers", "12", "--d-model", "768", "--vocab", "50257",
                       "--ctx", "1024", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params"] == 124_439_808
@@ -161,5 +161,5 @@ def test_params_formula_is_the_one_the_claim_verifies():
                                   ["params", "--layers", "2", "--d-model", "8", "--vocab", "-1"]])
 def test_params_rejects_impossible_shapes(args):
     """Zero layers or a negative vocabulary exit with code 2."""
-    from principia.calc import main as calc_main
+    from principia.cli.calculators import main as calc_main
     assert calc_main(args) == 2

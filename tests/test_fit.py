@@ -1,4 +1,4 @@
-"""The fitting library (principia.fit) and the `principia fit` command (principia.fitcli)."""
+"""The fitting library (principia.fit) and the `principia fit` command (principia.cli.fit_runs)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.optimize import check_grad
 
 from principia.fit import (FitInputError, _objective, fit_chinchilla, fit_power_law, huber)
-from principia.fitcli import main, read_runs, RunsError
+from principia.cli.fit_runs import main, read_runs, RunsError
 from principia.formulas import FITS, chinchilla_optimum
 
 # A known law to recover: Hoffmann et al. 2022 Eq. 10 (as printed).
@@ -249,7 +249,7 @@ def test_grid_search_memory_does_not_grow_with_rows():
 
 def test_more_runs_than_the_limit_are_refused_before_fitting(tmp_path, capsys):
     """A runs file past MAX_ROWS (1M rows once asked for 33.5 GiB) is refused by its size."""
-    from principia.fitcli import MAX_ROWS
+    from principia.cli.fit_runs import MAX_ROWS
     path = tmp_path / "many.csv"
     path.write_text("params,tokens,loss\n" + "1e8,1e9,3.0\n" * (MAX_ROWS + 1))
     assert main([str(path), "--boot", "0"]) == 2

@@ -177,7 +177,7 @@ def test_concurrent_writers_lose_no_history(tmp_path):
                                         ("evil.fast.json", "other"), ("..%2Fx.fast.json", "x")])
 def test_merge_refuses_names_and_contents_that_disagree(tmp_path, name, claim):
     """A shard file whose contents name another claim or a path writes nothing."""
-    from principia.merge import merge
+    from principia.cli.merge_results import merge
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / name).write_text(json.dumps({"claim": claim, "tier": "fast", "verdict": "supported"}))
     changed, problems = merge(tmp_path / "src", tmp_path / "dest" / "a" / "b")
@@ -279,12 +279,12 @@ def test_a_subcommand_that_fails_to_import_is_reported(monkeypatch, capsys):
     real = importlib.import_module
 
     def broken(name, *a):
-        if name == "principia.fitcli":
+        if name == "principia.cli.fit_runs":
             raise ImportError("no module named 'scipy'")
         return real(name, *a)
     monkeypatch.setattr(importlib, "import_module", broken)
     assert cli.main(["fit", "runs.csv"]) == 1
-    assert "principia.fitcli failed to import" in capsys.readouterr().err
+    assert "principia.cli.fit_runs failed to import" in capsys.readouterr().err
 
 
 def test_check_no_import_loads_neither_torch_nor_scipy():
@@ -319,7 +319,7 @@ def test_list_and_show_never_present_a_stale_result_as_current(kb_root, capsys):
 
 def test_merge_with_root_refuses_stale_results(kb_root, tmp_path):
     """`merge --root` does not copy a result whose claim hash differs from the claim's."""
-    from principia.merge import main as merge_main
+    from principia.cli.merge_results import main as merge_main
     path = _forged(kb_root)
     dest = tmp_path / "dest"
     assert merge_main([str(path.parent), str(dest), "--root", str(kb_root)]) == 1

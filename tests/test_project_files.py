@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from principia.merge import merge
+from principia.cli.merge_results import merge
 from principia.schema import json_schema
 from principia.store import ResultStore
 from tests.conftest import ROOT
@@ -38,7 +38,7 @@ def test_workflow_verifies_in_shards_and_merges():
     n = len(verify["strategy"]["matrix"]["shard"])
     runs = " ".join(s.get("run", "") for s in verify["steps"])
     assert n >= 2 and f"--shard ${{{{ matrix.shard }}}}/{n}" in runs
-    assert any("principia.merge" in s.get("run", "") for s in wf["jobs"]["site"]["steps"])
+    assert any("principia.cli.merge_results" in s.get("run", "") for s in wf["jobs"]["site"]["steps"])
 
 
 def test_merge_copies_results_and_reports_changes(tmp_path):

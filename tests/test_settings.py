@@ -15,9 +15,6 @@ TESTABLE = sorted(c for c, cl in KB.claims.items() if cl.verifier)
 # Topic modules whose verifiers take every claim parameter from the YAML (no signature defaults).
 NO_DEFAULTS = ("architecture", "compute", "faults", "inference", "memory", "parallelism", "precision", "quantization",
                "regularisation", "scaling", "tokenizer")
-# Run verifiers still being reworked on other branches: they keep None defaults with a fallback
-# list in code (seeds, supports, widths) that the YAML repeats.
-MIGRATING = {"data-diversity", "data-mixture-weights", "domain-pretraining", "methods-need-scale"}
 
 
 def _defaults(spec: str) -> dict[str, object]:
@@ -26,13 +23,7 @@ def _defaults(spec: str) -> dict[str, object]:
             if p.default is not inspect.Parameter.empty and n not in INJECTED}
 
 
-def _mark(cid: str):
-    if cid in MIGRATING:
-        return pytest.param(cid, marks=pytest.mark.xfail(reason="run verifier still migrating", strict=False))
-    return cid
-
-
-@pytest.mark.parametrize("cid", [_mark(c) for c in TESTABLE])
+@pytest.mark.parametrize("cid", TESTABLE)
 def test_no_parameter_is_set_twice_with_different_values(cid):
     """Every verifier default that the claim's params also set has the same value there."""
     claim = KB.claims[cid]

@@ -1,6 +1,6 @@
 """Merge results written by shards into one results folder, reporting verdict changes.
 
-`python -m principia.merge SRC DEST [--strict]`: copies every result in SRC over DEST (atomically,
+`python -m principia.cli.merge_results SRC DEST [--strict]`: copies every result in SRC over DEST (atomically,
 carrying history), prints the claims whose verdict changed, and with --strict exits 1 on a change.
 A shard's file is trusted for nothing: its name must be `<claim id>.<fast|full>.json` and its
 contents must say the same claim and tier (``store.result_problems``), so `"claim": "../../x"`
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .store import ReadOnlyStore, ResultsError, ResultStore
+from ..store import ReadOnlyStore, ResultsError, ResultStore
 
 __all__ = ["merge", "main"]
 
@@ -22,8 +22,8 @@ def _stale(root: Path | None, cid: str, result: dict) -> str:
     """Why a result does not describe the claim as it is now ('' when it does)."""
     if root is None:
         return ""
-    from .audit import is_stale
-    from .loader import load_kb
+    from ..audit import is_stale
+    from ..loader import load_kb
     kb = _kb_cache.setdefault(root, load_kb(root))
     if cid not in kb.claims:
         return f"no claim '{cid}' in {root}/claims"
@@ -54,7 +54,7 @@ def merge(src: Path, dest: Path, root: Path | None = None) -> tuple[list[tuple[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m principia.merge")
+    ap = argparse.ArgumentParser(prog="python -m principia.cli.merge_results")
     ap.add_argument("src")
     ap.add_argument("dest")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a verdict changed")

@@ -1,4 +1,8 @@
-"""The `principia` command line."""
+"""The `principia` command line.
+
+Subcommands with their own module live beside this one: `calculators` (`principia calc`),
+`fit_runs` (`principia fit`) and `merge_results` (`python -m principia.cli.merge_results`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +24,7 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check
+    from ..check import check
     kb = check(_root(args), import_verifiers=not args.no_import, use_cache=not args.full)
     for p in kb.problems:
         print(f"error: {p}", file=sys.stderr)
@@ -28,7 +32,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{len(kb.problems)} problem(s) in {len(kb.claims)} valid claim(s) + invalid files",
               file=sys.stderr)
         return 1
-    from .check import report_findings
+    from ..check import report_findings
     failing = report_findings(kb, strict=args.strict)
     if failing:
         print(f"{failing} stale result(s) or unexplained tier disagreement(s) (--strict)",
@@ -94,8 +98,8 @@ def _summary(rows: list[dict[str, Any]], wall: float) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .check import check
-    from .verify import parse_shard, shard_from_env, verify
+    from ..check import check
+    from ..verify import parse_shard, shard_from_env, verify
     root = _root(args)
     kb = check(root, import_verifiers=False)
     for p in kb.problems:
@@ -110,7 +114,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"
     t0 = time.monotonic()
-    from .verify import select
+    from ..verify import select
     try:
         n = len(select(kb, args.ids or None, shard))
     except KeyError as e:
@@ -129,8 +133,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .site.build import SiteError, build_site
-    from .store import ReadOnlyStore
+    from ..site.build import SiteError, build_site
+    from ..store import ReadOnlyStore
     t0 = time.monotonic()
     store = ReadOnlyStore(_root(args) / "results")
     for _ in store.all():  # the site shows none of these: say which, and why
@@ -147,7 +151,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .schema import json_schema
+    from ..schema import json_schema
     text = json_schema()
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
@@ -157,24 +161,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .report import show
+    from ..report import show
     return show(_root(args), args.id, as_json=args.json)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .report import list_claims
+    from ..report import list_claims
     return list_claims(_root(args), verdict=args.verdict, tag=args.tag, section=args.section,
                        kind=args.kind, as_json=args.json)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from .scaffold import scaffold
+    from ..scaffold import scaffold
     return scaffold(_root(args), args.id, topic=args.topic, section=args.section)
 
 
 def _new_epilog(root: Path = Path(".")) -> str:
     """The topics and sections `principia new` accepts, read from the knowledge base here."""
-    from .scaffold import sections, topics
+    from ..scaffold import sections, topics
     wrap = lambda xs: "\n".join("  " + " ".join(xs[i:i + 6]) for i in range(0, len(xs), 6)) or "  (none found)"
     return f"topics (verifiers/*.py):\n{wrap(topics(root))}\n\nsections:\n{wrap(sorted(sections(root)))}"
 
@@ -237,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--section", required=True, help="a section of claims/_sections.yaml (listed below)")
     p.set_defaults(fn=cmd_new)
 
-    for name, mod in (("calc", "calc"), ("fit", "fitcli")):
+    for name, mod in (("calc", "cli.calculators"), ("fit", "cli.fit_runs")):
         _add_module_parser(sub, name, mod)
     return ap
 

@@ -17,7 +17,7 @@ import math
 import sys
 from typing import Any, Callable
 
-from .formulas import (
+from ..formulas import (
     FITS, OPTIMIZERS, PRECISIONS, ZERO_STAGES, ChinchillaFit, chinchilla_optimum, gpt_params,
     pf_days, training_flops, training_memory, zero_bytes_per_gpu,
 )

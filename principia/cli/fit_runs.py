@@ -4,7 +4,7 @@ Reads a CSV with columns ``params``, ``tokens``, ``loss`` (one training run per 
 are ignored), fits L(N, D) = E + A/N^α + B/D^β as in Hoffmann et al. 2022 App. D.2 (see
 ``principia.fit.fit_chinchilla``) and prints the fit, its bootstrap intervals and the
 compute-optimal allocation it implies (Hoffmann et al. 2022 Eq. 4, via
-``principia.formulas.chinchilla_optimum``). Also runnable as ``python -m principia.fitcli``.
+``principia.formulas.chinchilla_optimum``). Also runnable as ``python -m principia.cli.fit_runs``.
 Exit codes: 0 ok, 2 bad input.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .evidence import Figure, Series
-from .formulas import chinchilla_optimum, training_flops
+from ..evidence import Figure, Series
+from ..formulas import chinchilla_optimum, training_flops
 
 if TYPE_CHECKING:  # scipy is imported only when a fit runs, so the CLI itself starts fast
-    from .fit import ChinchillaFitResult
+    from ..fit import ChinchillaFitResult
 
 __all__ = ["add_parser", "run", "main", "read_runs", "check_design", "RunsError", "report"]
 
@@ -165,7 +165,7 @@ def figure(N: list[float], D: list[float], L: list[float], fit: ChinchillaFitRes
 
 
 def _svg(fig: Figure) -> str:
-    from .site.svg import render_figure  # the site's renderer: one look for every plot
+    from ..site.svg import render_figure  # the site's renderer: one look for every plot
     return render_figure(asdict(fig))
 
 
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             raise RunsError(f"--compute must be positive (got {args.compute})")
         N, D, L = read_runs(args.runs)
         check_design(args.runs, N, D)
-        from .fit import FitInputError, fit_chinchilla
+        from ..fit import FitInputError, fit_chinchilla
         try:
             fit = fit_chinchilla(N, D, L, n_boot=args.boot, seed=args.seed)
         except FitInputError as e:
