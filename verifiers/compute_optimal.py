@@ -7,13 +7,16 @@ import math
 
 import numpy as np
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples, interval_over_draws
 from principia.fit import fit_power_law
 from principia.types import Pos, PosInt, Seeds
-from verifiers.lab.tuning import recorded, replication
+from verifiers.lab.tuning import nested_seed, recorded, replication
 from verifiers.scaling_runs import STREAMS, Lab, lab_scale, run_grid
 
 __all__ = ["isoflop_tiny", "small_models_longer", "predictable_downstream"]
+
+DRAWS = ("each data draw is a fresh Zipfian source (its transition tables redrawn) with its own "
+         "token streams; init seeds nest inside a draw")
 
 
 # ---------------------------------------------------------------- isoflop-tiny
@@ -42,75 +45,99 @@ def _isoflop_exponents(logC: np.ndarray, logN: np.ndarray,
     return float(a), float(b), nstar
 
 
-def isoflop_tiny(budgets: list[float], widths: list[int] | list[list[int]], seeds: Seeds,
-                 n_boot: PosInt, device: str) -> Evidence:
+def _tuned_losses(lab: Lab, budgets: list[float], per: list[list[int]], seeds: list[int],
+                  lr_grid: list[float], device: str) -> tuple[np.ndarray, np.ndarray, list]:
+    """Every (C, h, seed) at every peak rate of `lr_grid` (extra members of one grid); per
+    (C, h, seed) the best rate's final loss -> losses (budgets, sizes, seeds), chosen rates, runs."""
+    specs = [(h, _steps_for(lab, C, h), s, lr) for C, ws in zip(budgets, per) for h in ws
+             for s in seeds for lr in lr_grid]
+    runs = run_grid(lab, specs, 0, device)
+    L = np.array([r.loss["train"] for r in runs]).reshape(len(budgets), len(per[0]), len(seeds), -1)
+    L = np.where(np.isfinite(L), L, np.inf)
+    return L.min(-1), np.asarray(lr_grid)[L.argmin(-1)], runs
+
+
+def _draw_fit(lab: Lab, budgets: list[float], per: list[list[int]], L: np.ndarray) -> dict:
+    """One draw's exponents and D/N at the optimum, N counted without and with embeddings."""
+    logC = np.log(budgets)
+    out = {}
+    for tag, extra in (("", 0), ("_with_embeddings", lab.V * lab.d_emb)):
+        logN = np.log([[lab.N(h) + extra for h in ws] for ws in per])
+        a, b, nstar = _isoflop_exponents(logC, logN, L)
+        tpp = np.exp(logC - math.log(6) - 2 * nstar)  # D_opt / N_opt = C / (6 N_opt²)
+        out.update({f"a{tag}": a, f"b{tag}": b, f"nstar{tag}": nstar, f"tpp{tag}": float(np.median(tpp)),
+                    f"inside{tag}": float(sum(ln[0] < n < ln[-1] for ln, n in zip(logN, nstar)))})
+    return out
+
+
+def isoflop_tiny(budgets: list[float], widths: list[list[int]], data_draws: Seeds, seeds: Seeds,
+                 lr_grid: list[float], chinchilla_tokens_per_param: Pos, device: str) -> Evidence:
     """Hoffmann et al. 2022 Approach 2 in miniature: IsoFLOP parabolas, then N_opt ∝ C^a, D_opt ∝ C^b.
 
-    For each budget C every width h (one list for all budgets, or one list per budget) trains for
-    D = C/(6N) tokens with a cosine schedule of that length. The loss-minimising N comes from a
-    parabola in log N fitted to the seed-mean losses; a and b from least squares of log N_opt and
-    log D_opt on log C. Intervals: a bootstrap that redraws the seeds behind every (C, N) point.
+    Per data draw (a fresh source) and nested seed, every width h of budget C's window trains
+    D = C/(6N) tokens with a cosine of that length at each peak rate of `lr_grid` and keeps its
+    best. The loss-minimising N comes from a parabola in log N through the seed-mean tuned
+    losses; a and b from least squares of log N_opt and log D_opt on log C, per draw.
     """
-    lab = Lab()
-    per = widths if isinstance(widths[0], list) else [widths] * len(budgets)
-    if len(per) != len(budgets) or len({len(w) for w in per}) != 1:
-        raise ValueError("give one width list for all budgets, or equally long lists, one per budget")
-    specs = [(h, _steps_for(lab, C, h), s) for C, ws in zip(budgets, per) for h in ws for s in seeds]
-    runs = run_grid(lab, specs, 0, device)
-    nb, nw, ns = len(budgets), len(per[0]), len(seeds)
-    L = np.array([r.loss["train"] for r in runs]).reshape(nb, nw, ns)
-    logN = np.log([[lab.N(h) for h in ws] for ws in per])
-    logC = np.log(budgets)
-    a, b, nstar = _isoflop_exponents(logC, logN, L.mean(-1))
-    rng = np.random.default_rng(0)
-    draws = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, ns, size=(nb, nw, ns))
-        ab = _isoflop_exponents(logC, logN, np.take_along_axis(L, pick, axis=-1).mean(-1))
-        if np.isfinite(ab[0]):
-            draws.append(ab[:2])
-    d = np.array(draws)
-    edge = [not (ln[0] < n < ln[-1]) for ln, n in zip(logN, nstar)]
-    measured = {
-        "a": Measure(a, *np.percentile(d[:, 0], [2.5, 97.5]), n=len(d),
-                     note="N_opt ∝ C^a (95% bootstrap interval)"),
-        "b": Measure(b, *np.percentile(d[:, 1], [2.5, 97.5]), n=len(d),
-                     note="D_opt ∝ C^b (95% bootstrap interval)"),
-        "optima_inside_sweep": Measure(float(nb - sum(edge)),
-                                       note="budgets whose parabola vertex lies inside the swept sizes"),
-        "tokens_per_param_at_optimum": Measure(float(np.median(np.exp(logC - math.log(6) - 2 * nstar))),
-                                               note="median D_opt/N_opt over budgets"),
+    if len(widths) != len(budgets) or len({len(w) for w in widths}) != 1:
+        raise ValueError("widths: give one equally long list of widths per budget")
+    fits, chosen, L_all, runs_all = {}, {}, {}, []
+    for d in data_draws:
+        lab = Lab(source_seed=d)
+        L, lrs, runs = _tuned_losses(lab, budgets, widths, [nested_seed(d, s) for s in seeds], lr_grid, device)
+        fits[d], chosen[d], L_all[d] = _draw_fit(lab, budgets, widths, L.mean(-1)), lrs, L.mean(-1)
+        runs_all += runs
+    ev = Evidence(measured=_isoflop_measures(fits, chinchilla_tokens_per_param),
+                  figures=_isoflop_figures(budgets, lab, widths, L_all[data_draws[0]], fits[data_draws[0]]),
+                  table=[{"draw": d, "C": float(C), "h": h, "N": lab.N(h), "steps": _steps_for(lab, C, h),
+                          "loss_mean": float(L_all[d][i, j]), "peak_lr": chosen[d][i, j].tolist()}
+                         for d in data_draws for i, C in enumerate(budgets) for j, h in enumerate(widths[i])],
+                  notes=[f"Peak rates tried per (C, N, seed): {lr_grid}; the chosen ones are in the table.",
+                         "N_opt per budget (first draw): " + ", ".join(
+                             f"{math.exp(n):.0f}" for n in fits[data_draws[0]]["nstar"])],
+                  seeds=list(seeds))
+    return recorded(ev, replication(len(data_draws), len(seeds), DRAWS), lab_scale(lab, runs_all))
+
+
+def _isoflop_measures(fits: dict, chinchilla: float) -> dict[str, Measure]:
+    """Intervals over draws (the independent unit) of every per-draw quantity."""
+    by = lambda key, f=lambda x: x: {d: [f(v[key])] for d, v in fits.items()}
+    return {
+        "a": interval_over_draws(by("a"), note="N_opt ∝ C^a, N without embeddings (Kaplan's count)"),
+        "b": interval_over_draws(by("b"), note="D_opt ∝ C^b, N without embeddings"),
+        "a_with_embeddings": interval_over_draws(by("a_with_embeddings"), note=(
+            "the same fit with the token embedding counted in N (Chinchilla's count)")),
+        "a_count_sensitivity": interval_over_draws(
+            {d: [v["a_with_embeddings"] - v["a"]] for d, v in fits.items()},
+            note="a with embeddings counted minus a without: how much the exponent depends on what N counts"),
+        "optima_inside_sweep": interval_over_draws(by("inside"), note="budgets whose vertex lies inside the swept sizes"),
+        "tokens_per_param_at_optimum": interval_over_draws(by("tpp"), note="median over budgets of D_opt/N_opt, N without embeddings"),
+        "tokens_per_param_with_embeddings": interval_over_draws(by("tpp_with_embeddings"), note="the same with N counting the embedding"),
+        "tokens_per_param_vs_chinchilla": interval_over_draws(
+            by("tpp_with_embeddings", lambda x: x / chinchilla),
+            note=f"D_opt/N_opt (embeddings counted) over Chinchilla's ~{chinchilla:g} tokens per parameter"),
     }
-    ev = Evidence(measured=measured, figures=_isoflop_figures(budgets, logN, L, nstar, a),
-                    table=[{"C": float(budgets[i]), "h": per[i][j], "N": lab.N(per[i][j]),
-                            "steps": _steps_for(lab, budgets[i], per[i][j]),
-                            "loss_mean": float(L[i, j].mean())} for i in range(nb) for j in range(nw)],
-                    notes=[f"N_opt per budget: {', '.join(f'{math.exp(n):.0f}' for n in nstar)}"
-                           + (" (some vertices at the edge of the sweep)" if any(edge) else "")],
-                    seeds=list(seeds))
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    lab_scale(lab, runs))
 
 
-def _isoflop_figures(budgets: list[float], logN: np.ndarray, L: np.ndarray, nstar: np.ndarray,
-                     a: float) -> list[Figure]:
-    series, px, py = [], [], []
+def _isoflop_figures(budgets: list[float], lab: Lab, per: list[list[int]], L: np.ndarray,
+                     fit: dict) -> list[Figure]:
+    """One series per budget, its points and its parabola sharing a colour ('fit, C = …')."""
+    nstar, logN = fit["nstar"], np.log([[lab.N(h) for h in ws] for ws in per])
+    series = []
     for i, C in enumerate(budgets):
-        series.append(Series(f"C = {C:.2g}, N_opt = {math.exp(nstar[i]):.0f}", np.exp(logN[i]),
-                             L[i].mean(-1), "points"))
         grid = np.linspace(logN[i][0], logN[i][-1], 40)
-        px += list(np.exp(grid)) + [math.nan]  # one dashed series; NaN breaks the line
-        py += list(np.polyval(np.polyfit(logN[i], L[i].mean(-1), 2), grid)) + [math.nan]
-    series.append(Series("parabolas in log N", px, py, "dashed"))
-    fig1 = Figure("IsoFLOP profiles", "non-embedding parameters N", "final loss (nats)", series,
-                  xscale="log", caption="Each colour is one compute budget C = 6ND; points are "
-                  "seed means; dashed: the parabola in log N whose vertex gives N_opt.")
+        series += [Series(f"C = {C:.2g}", np.exp(logN[i]), L[i], "points"),
+                   Series(f"fit, C = {C:.2g}: N_opt = {math.exp(nstar[i]):.0f}", np.exp(grid),
+                          np.polyval(np.polyfit(logN[i], L[i], 2), grid), "dashed")]
+    fig1 = Figure("IsoFLOP profiles (first data draw)", "non-embedding parameters N", "final loss (nats)",
+                  series, xscale="log", caption="Each colour is one compute budget C = 6ND; points are "
+                  "seed means at each size's best peak rate; dashed: the parabola in log N whose vertex gives N_opt.")
     logC = np.log(budgets)
     Cg = np.geomspace(budgets[0] / 1.5, budgets[-1] * 1.5, 30)
     cN = np.polyfit(logC, nstar, 1)
-    fig2 = Figure("Compute-optimal size against budget", "compute C (FLOPs)", "N_opt",
+    fig2 = Figure("Compute-optimal size against budget (first data draw)", "compute C (FLOPs)", "N_opt",
                   [Series("parabola vertices", budgets, np.exp(nstar), "points"),
-                   Series(f"fit: N_opt ∝ C^{a:.2f}", Cg, np.exp(np.polyval(cN, np.log(Cg))))],
+                   Series(f"fit: N_opt ∝ C^{fit['a']:.2f}", Cg, np.exp(np.polyval(cN, np.log(Cg))))],
                   xscale="log", yscale="log")
     return [fig1, fig2]
 

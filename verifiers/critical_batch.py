@@ -48,11 +48,13 @@ def _steps_by_batch(src: MarkovSource, seeds: Sequence[int], B: int, lrs: Sequen
     return steps, curves, run.eval_steps
 
 
-def _sweep(src, seeds, B_grid, width, targets, p: dict, device: str):
-    """Steps to every target across B_grid -> (n_B, n_targets, S), and each B's loss curves."""
+def _sweep(src, seeds, B_grid, width, targets, p: dict, device: str, fixed_large: bool = True):
+    """Steps to every target across B_grid -> (n_B, n_targets, S), and each B's loss curves.
+    Batches from B_large up run a fixed number of steps (their whole curve is used) unless
+    `fixed_large` is off; every other run stops once each seed reaches the tightest target."""
     steps, curves = [], {}
     for B in B_grid:
-        large = B >= p["B_large"]
+        large = fixed_large and B >= p["B_large"]
         lrs = [p["lr_centre"] * (B / p["B_ref"]) ** p["lr_exponent"] * f for f in p["lr_factors"]]
         st, cv, ev = _steps_by_batch(src, seeds, B, lrs, targets, width,
                                      p["fixed_steps_large"] if large else p["max_steps"], large, device)
@@ -66,7 +68,8 @@ def _draw(src: MarkovSource, seeds: list[int], p: dict, device: str) -> dict:
     targets = [target(src, f) for f in p["target_fracs"]]
     tight, B_grid, B_alt = int(np.argmin(targets)), p["B_grid"], p["B_alt"]
     St, curves = _sweep(src, seeds, B_grid, p["d_hidden"], targets, p, device)
-    size = {w: _sweep(src, seeds, B_alt, w, targets, p, device)[0][:, tight] for w in p["size_widths"]}
+    equal = [target(src, p["size_target_frac"])]  # a loss every width reaches
+    size = {w: _sweep(src, seeds, B_alt, w, equal, p, device, False)[0][:, 0] for w in p["size_widths"]}
     S = len(seeds)
     fits = [[fit_critical_batch(B_grid, St[:, t, s]) for s in range(S)] for t in range(len(targets))]
     bsize = {w: [fit_critical_batch(B_alt, st[:, s])["B_crit"] for s in range(S)] for w, st in size.items()}
@@ -100,7 +103,8 @@ def _measures(draws: dict, p: dict) -> dict:
         "bcrit_tight": ci_exp(_per_draw_logs(draws, "bcrit_tight"), "examples"),
         "bcrit_growth": ci_exp(_per_draw_logs(draws, "growth"), note="B_crit at the tight over the loose target"),
         "log2_bcrit_size_ratio": interval_over_draws(by("log2_size"), note=(
-            f"log₂(B_crit of width {hi_w} / B_crit of width {lo_w}), tight target, both fitted on "
+            f"log₂(B_crit of width {hi_w} / B_crit of width {lo_w}) at the loss closing "
+            f"{1 - p['size_target_frac']:.0%} of the gap, both fitted on "
             f"B = {p['B_alt']}; the models differ {N[hi_w] / N[lo_w]:.0f}× in parameters")),
         "param_ratio_size": ci_exp([math.log(N[hi_w] / N[lo_w])], note="N of the widest over the narrowest model"),
         "loss_gap_equal_steps": interval_over_draws(by("gap"), unit="nats", note=(
@@ -109,7 +113,7 @@ def _measures(draws: dict, p: dict) -> dict:
 
 
 def critical_batch_size(V: PosInt, order: PosInt, alpha: Pos, support: int, data_draws: Seeds,
-                        d_hidden: PosInt, size_widths: list[int], B_grid: list[int],
+                        d_hidden: PosInt, size_widths: list[int], size_target_frac: Pos, B_grid: list[int],
                         B_alt: list[int], B_large: PosInt, lr_centre: Pos, B_ref: PosInt,
                         lr_exponent: NonNeg, lr_factors: list[float], target_fracs: list[float],
                         max_steps: PosInt, fixed_steps_large: PosInt, seeds: Seeds,
@@ -144,7 +148,7 @@ def _figures(r: dict, B_grid: list[int], B_alt: list[int]) -> list[Figure]:
                    xscale="log", yscale="log",
                    caption="Each point is one batch size (best of its rate grid). The dashed "
                            "curves are S = S_min + E_min/B; B_crit = E_min/S_min.")
-    size = Figure("Steps to the tight target vs batch size, per width (first draw, seed means)",
+    size = Figure("Steps to the equal-loss target vs batch size, per width (first draw, seed means)",
                   "batch size B (examples)", "steps S",
                   [Series(f"width {w}", B_alt, st.mean(1), "points") for w, st in r["size_steps"].items()],
                   xscale="log", yscale="log")

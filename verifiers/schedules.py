@@ -9,17 +9,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples, interval_over_draws
 from principia.types import Frac, NonNeg, Pos, PosInt, Seeds
 
 from .lab.noise import best_lr, best_value, loglog_slope
 from .lab.pairs import fit_pairs
 from .lab.stacks import mlp_params
 from .lab.train import lr_at
-from .lab.tuning import Layout, recorded, replication, scale
+from .lab.mup import MuAdam, mu_ensemble
+from .lab.tuning import Layout, nested_seed, recorded, replication, scale
 from .lab.sweeps import STREAMS, adam, ci_exp, diverged_as, ensemble, grid, per_config_lr, source
 
 __all__ = ["lr_vs_model_size", "cosine_vs_noam", "cosine_period", "GPT3_TABLE"]
+
+DRAWS = ("each data draw is a fresh Markov source (its transition table redrawn) with its own "
+         "token streams; init seeds nest inside a draw")
 
 GPT3_TABLE = [
     (125e6, 768, 6.0e-4), (350e6, 1024, 3.0e-4), (760e6, 1536, 2.5e-4), (1.3e9, 2048, 2.0e-4),
@@ -30,57 +34,81 @@ GPT3_TABLE = [
 
 # ---------------------------------------------------------------- learning rate vs model size
 
-def lr_vs_model_size(gpt3_lr: list[float], gpt3_d_model: list[float], V: PosInt, order: PosInt,
-                     alpha: Pos, support: int, source_seed: int, widths: list[int],
-                     n_layers: PosInt, B: PosInt, steps: PosInt, warmup_frac: Frac,
-                     lr_grid: list[float], seeds: Seeds, device: str) -> Evidence:
-    """Best peak LR vs width (standard parametrisation, Adam, cosine); GPT-3's published LRs."""
-    gpt3_slope = loglog_slope(gpt3_d_model, gpt3_lr)
-    falls = float(np.mean(np.diff(np.log(gpt3_lr)) <= 0))
-    src = source(V, order, alpha, support, source_seed)
+def _best_rates(src, seeds: list[int], widths: list[int], n_layers: int, B: int, steps: int,
+                warmup: int, lr_grid: list[float], mup: bool, device: str):
+    """Best peak rate per (width, seed) -> (n_widths, S), and final losses per width (C, S).
+    mup: μP relative to the first width (Tensor Programs V), else the standard parametrisation."""
     S, C = len(seeds), len(lr_grid)
     best, finals = [], []
-    w = max(1, int(warmup_frac * steps))
+    peaks = torch.tensor([l for l in lr_grid for _ in seeds])
     for width in widths:
-        model, sampler, seed_of = ensemble(src, seeds, C, width, n_layers, device=device)
-        peaks = torch.tensor([l for l in lr_grid for _ in seeds])
-        run = fit_pairs(model, adam(model), src, sampler, seed_of,
-                        lambda t: peaks * lr_at(t, steps, 1.0, "cosine", w), steps, B, 10 ** 9)
+        if mup:
+            model, sampler, seed_of = mu_ensemble(src, seeds, C, width, n_layers, widths[0], device)
+            opt = MuAdam(model, (0.9, 0.95))
+        else:
+            model, sampler, seed_of = ensemble(src, seeds, C, width, n_layers, device=device)
+            opt = adam(model)
+        run = fit_pairs(model, opt, src, sampler, seed_of,
+                        lambda t: peaks * lr_at(t, steps, 1.0, "cosine", warmup), steps, B, 10 ** 9)
         f = grid(run.final, S)
         finals.append(f)
         best.append([best_lr(lr_grid, f[:, s]) for s in range(S)])
-    best = np.array(best)  # (n_widths, S)
-    slopes = [loglog_slope(widths, best[:, s]) for s in range(S)]
-    figs = [Figure("Final loss vs peak learning rate by width", "peak learning rate",
-                   "population loss (nats)",
-                   [Series(f"width {wd}", lr_grid, diverged_as(finals[i], math.log(V)).mean(1))
-                    for i, wd in enumerate(widths)], xscale="log",
-                   caption="A diverged run is drawn at the uniform guess, log V."),
-            Figure("Best peak learning rate vs width", "hidden width", "best learning rate",
-                   [Series(f"seed {seeds[s]}", widths, best[:, s], "points") for s in range(S)],
-                   xscale="log", yscale="log"),
-            Figure("GPT-3 peak learning rates (Brown et al. 2020, Table 2.1)", "d_model",
-                   "learning rate", [Series("GPT-3", gpt3_d_model, gpt3_lr, "points")],
-                   xscale="log", yscale="log")]
-    ev = Evidence(
-        measured={
-            "slope_lr_vs_width": interval_from_samples(slopes, note="d log η* / d log width"),
-            "gpt3_slope_lr_vs_dmodel": Measure(gpt3_slope, note="least squares over Table 2.1"),
-            "gpt3_fraction_falling": Measure(falls, note="share of consecutive GPT-3 sizes whose "
-                                                         "LR does not rise"),
-            **{f"best_lr_width{wd}": ci_exp(np.log(best[i]).tolist())
-               for i, wd in enumerate(widths)},
-        },
-        figures=figs,
-        table=[{"width": wd, "seed": seeds[s], "best_lr": float(best[i, s])}
-               for i, wd in enumerate(widths) for s in range(S)],
-        notes=[f"{n_layers} hidden layers of the given width, embedding 16 per token, torch's "
-               f"default init; Adam (0.9, 0.95), {steps} steps of {B} examples, cosine to 0 "
-               f"after {w} warm-up steps."],
-        seeds=list(seeds),
-    )
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
+    return np.array(best), finals
+
+
+def lr_vs_model_size(gpt3_lr: list[float], gpt3_d_model: list[float], V: PosInt, order: PosInt,
+                     alpha: Pos, support: int, data_draws: Seeds, widths: list[int],
+                     n_layers: PosInt, B: PosInt, steps: PosInt, warmup_frac: Frac,
+                     lr_grid: list[float], seeds: Seeds, device: str) -> Evidence:
+    """Best peak LR vs width in the standard parametrisation and in μP (Adam, cosine), per data
+    draw with nested seeds; GPT-3's published LRs."""
+    w = max(1, int(warmup_frac * steps))
+    arms = {"sp": {}, "mup": {}}  # arm -> draw -> (best (n_widths, S), finals)
+    for d in data_draws:
+        src = source(V, order, alpha, support, d)
+        for arm in arms:
+            arms[arm][d] = _best_rates(src, [nested_seed(d, s) for s in seeds], widths, n_layers, B,
+                                       steps, w, lr_grid, arm == "mup", device)
+    slope = {arm: interval_over_draws(
+        {d: [loglog_slope(widths, b[:, s]) for s in range(b.shape[1])] for d, (b, _) in runs.items()},
+        note=f"d log η* / d log width, {'μP' if arm == 'mup' else 'standard parametrisation'}")
+        for arm, runs in arms.items()}
+    measured = {
+        "slope_lr_vs_width": slope["sp"], "slope_lr_vs_width_mup": slope["mup"],
+        "gpt3_slope_lr_vs_dmodel": Measure(loglog_slope(gpt3_d_model, gpt3_lr), note="least squares over Table 2.1"),
+        "gpt3_fraction_falling": Measure(float(np.mean(np.diff(np.log(gpt3_lr)) <= 0)),
+                                         note="share of consecutive GPT-3 sizes whose LR does not rise"),
+        **{f"best_lr_{arm}_width{wd}": ci_exp([float(np.log(b[i]).mean()) for b, _ in runs.values()])
+           for arm, runs in arms.items() for i, wd in enumerate(widths)},
+    }
+    ev = Evidence(measured=measured, figures=_lr_size_figures(arms, widths, lr_grid, gpt3_d_model, gpt3_lr, V),
+                  table=[{"arm": arm, "draw": d, "width": wd, "seed": seeds[s], "best_lr": float(b[i, s])}
+                         for arm, runs in arms.items() for d, (b, _) in runs.items()
+                         for i, wd in enumerate(widths) for s in range(len(seeds))],
+                  notes=[f"{n_layers} hidden layers, embedding 16 per token; Adam (0.9, 0.95), {steps} "
+                         f"steps of {B} examples, cosine to 0 after {w} warm-up steps. μP is taken "
+                         f"relative to width {widths[0]}, where both arms are the same model."],
+                  seeds=list(seeds))
+    return recorded(ev, replication(len(data_draws), len(seeds), DRAWS),
                     scale(mlp_params(V, order, 16, max(widths), n_layers), steps * B, [f'markov:V{V}-order{order}']))
+
+
+def _lr_size_figures(arms: dict, widths, lr_grid, gpt3_d_model, gpt3_lr, V) -> list[Figure]:
+    first = {arm: next(iter(runs.values())) for arm, runs in arms.items()}
+    name = {"sp": "SP", "mup": "μP"}
+    sweeps = [Figure(f"Final loss vs peak learning rate by width, {name[arm]} (first draw)",
+                     "peak learning rate", "population loss (nats)",
+                     [Series(f"width {wd}", lr_grid, diverged_as(f[i], math.log(V)).mean(1))
+                      for i, wd in enumerate(widths)], xscale="log",
+                     caption="A diverged run is drawn at the uniform guess, log V.")
+              for arm, (_, f) in first.items()]
+    gm = lambda runs: np.exp(np.mean([np.log(b).mean(1) for b, _ in runs.values()], axis=0))
+    best = Figure("Best peak learning rate vs width (geometric mean over draws)", "hidden width",
+                  "best learning rate", [Series(name[arm], widths, gm(runs), "points")
+                                         for arm, runs in arms.items()], xscale="log", yscale="log")
+    gpt3 = Figure("GPT-3 peak learning rates (Brown et al. 2020, Table 2.1)", "d_model", "learning rate",
+                  [Series("GPT-3", gpt3_d_model, gpt3_lr, "points")], xscale="log", yscale="log")
+    return sweeps + [best, gpt3]
 
 
 # ---------------------------------------------------------------- schedules

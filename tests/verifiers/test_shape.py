@@ -97,7 +97,7 @@ def test_perturbed_source_with_no_resampling_is_the_source():
 def test_shape_sweep_measures_every_quantity():
     """A tiny sweep reports finite spread, optimum and size-gain measures."""
     ev = shape.shape_sweep(depths=[1, 2], d_ref=8, L_ref=2, n_head=2, size_factor=4.0, min_layers=2,
-                           V=8, order=2, alpha=0.1, data_draws=[0, 1], steps=3, B=4, T=8,
+                           V=8, order=2, alpha=0.1, source_seed=0, data_draws=[0, 1], steps=3, B=4, T=8,
                            lr_grid=[1e-2, 2e-2], seeds=[0, 1], eval_seqs=8, device="cpu")
     for key in ("spread_ratio", "worst_shape_ratio", "size_gain", "optimal_depth",
                 "optimum_edge_octaves", "one_layer_excess", "optimum_vs_levine_octaves"):

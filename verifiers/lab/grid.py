@@ -86,11 +86,12 @@ def _evaluators(sources: dict[str, MarkovSource], device: str):
     return out
 
 
-def _train_bucket(src: MarkovSource, g: GridSetting, todo: list[tuple[int, int, int]],
+def _train_bucket(src: MarkovSource, g: GridSetting, todo: list[tuple],
                   eval_every: int, sources: dict[str, MarkovSource], runs: list[Run],
                   device: str) -> None:
-    """Train one bucket of (h, steps, seed) runs; fill in their metrics."""
-    hs, steps, seeds = (list(x) for x in zip(*todo))
+    """Train one bucket of (h, steps, seed[, peak lr]) runs; fill in their metrics."""
+    hs, steps, seeds = ([t[i] for t in todo] for i in range(3))
+    peaks = [t[3] if len(t) > 3 else g.lr for t in todo]  # a tuned grid's own peak, else g.lr
     stack = MLPStack(src.V, g.k, g.d_emb, hs, 1, seeds, device)
     longest = {s: max(st for st, sd in zip(steps, seeds) if sd == s) for s in dict.fromkeys(seeds)}
     streams = {s: stream(src, n * g.batch, g.T + 1, s) for s, n in longest.items()}
@@ -121,24 +122,25 @@ def _train_bucket(src: MarkovSource, g: GridSetting, todo: list[tuple[int, int, 
 
     train(stack, BatchedAdamW(stack, g.betas),
           lambda step, act: (pool[act, step * B:(step + 1) * B, :-1], pool[act, step * B:(step + 1) * B, 1:]),
-          lr_table([g.lr] * len(hs), steps, "cosine"), steps, [0.0] * len(hs),
+          lr_table(peaks, steps, "cosine"), steps, [0.0] * len(hs),
           on_step=on_step, on_done=on_done)
 
 
-def run_grid(src: MarkovSource, g: GridSetting, specs: Sequence[tuple[int, int, int]],
+def run_grid(src: MarkovSource, g: GridSetting, specs: Sequence[tuple],
              eval_every: int, eval_sources: dict[str, MarkovSource], device: str) -> list[Run]:
-    """Train every (h, steps, seed) in `specs`; -> one Run per spec, in order. Metrics on the
+    """Train every (h, steps, seed) or (h, steps, seed, peak lr) in `specs` (peak: g.lr when
+    absent; a tuned grid's values are extra members); -> one Run per spec, in order. Metrics on the
     training source ("train") and on every eval source, at each run's end; the training source's
     loss also every `eval_every` steps (0: only at the end)."""
     if g.k != src.order:
         raise ValueError(f"exact evaluation needs the model's window k ({g.k}) to equal the "
                          f"source's order ({src.order})")
     sources = {"train": src, **eval_sources}
-    out: dict[tuple[int, int, int], Run] = {}
-    for group in buckets([h for h, _, _ in specs]):
+    out: dict[tuple, Run] = {}
+    for group in buckets([s[0] for s in specs]):
         todo = list(dict.fromkeys(s for s in specs if s[0] in group))
         runs = [Run(h, sd, st, mlp_params(src.V, g.k, g.d_emb, h, 1), st * g.tokens_per_step)
-                for h, st, sd in todo]
+                for h, st, sd, *_ in todo]
         _train_bucket(src, g, todo, eval_every, sources, runs, device)
         out.update(zip(todo, runs))
     return [out[s] for s in specs]

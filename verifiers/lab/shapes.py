@@ -37,12 +37,12 @@ def width_for_depth(L: int, d_ref: int, L_ref: int, n_head: int) -> int:
     return n_head * max(1, round(d_ref * math.sqrt(L_ref / L) / n_head))
 
 
-def fit_gpt(net: GPTStack, src: MarkovSource, seeds: list[int], steps: int, B: int, T: int,
+def fit_gpt(net: GPTStack, src: MarkovSource, streams: list[int], steps: int, B: int, T: int,
             lrs: list[float], device: str) -> np.ndarray:
     """AdamW (β = 0.9, 0.95; no decay) with a cosine to zero from each member's peak `lrs[i]`
-    on soft targets; training CE -> (steps, K)."""
+    on soft targets, member i reading data stream `streams[i]`; training CE -> (steps, K)."""
     K = net.K
-    tr = train(net, BatchedAdamW(net, (0.9, 0.95)), markov_batches(src, seeds, B, T, True, device),
+    tr = train(net, BatchedAdamW(net, (0.9, 0.95)), markov_batches(src, streams, B, T, True, device),
                lr_table(list(lrs), [steps] * K, "cosine"), [steps] * K, [0.0] * K)
     return tr.array("loss")
 
@@ -57,15 +57,16 @@ def train_shape(L: int, d: int, n_head: int, src: MarkovSource, seeds: list[int]
     return ShapeRun(L, d, net.non_embedding_params(), markov_eval(net, src, eval_tokens), curve), net
 
 
-def train_tuned(L: int, d: int, n_head: int, src: MarkovSource, seeds: list[int], steps: int,
-                B: int, T: int, lr_grid: list[float], eval_tokens: torch.Tensor,
-                device: str) -> ShapeRun:
-    """One shape at every peak of `lr_grid` per seed; per seed the best peak is kept."""
+def train_tuned(L: int, d: int, n_head: int, src: MarkovSource, seeds: list[int],
+                streams: list[int], steps: int, B: int, T: int, lr_grid: list[float],
+                eval_tokens: torch.Tensor, device: str) -> ShapeRun:
+    """One shape at every peak of `lr_grid` per replicate (init seed `seeds[r]`, data stream
+    `streams[r]`); per replicate the best peak is kept."""
     lay = Layout(1, len(seeds), tuple(lr_grid))
     members = lay.members()
     cfg = GPTConfig(vocab_size=src.V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head)
     net = GPTStack(cfg, [seeds[r] for _, r, _ in members], device)
-    curves = fit_gpt(net, src, [seeds[r] for _, r, _ in members], steps, B, T,
+    curves = fit_gpt(net, src, [streams[r] for _, r, _ in members], steps, B, T,
                      [g for _, _, g in members], device)
     loss = markov_eval(net, src, eval_tokens)
     pick = lay.choose(loss)[0]  # (seeds,) member indices
