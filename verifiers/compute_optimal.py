@@ -196,6 +196,41 @@ def _gap_law(L: np.ndarray, acc: np.ndarray, E: float, acc_star: float) -> tuple
     return float(logk), float(gamma)
 
 
+def _forecasts(C: np.ndarray, L: np.ndarray, A: np.ndarray, E: float, acc_star: float):
+    """Per seed: fit loss on compute and accuracy on loss over all but the last model, then
+    forecast the last. -> relative loss errors, accuracy errors, (L_hat, acc_hat) pairs."""
+    loss_err, acc_err, preds = [], [], []
+    for l, a in zip(L, A):
+        law = fit_power_law(C[:-1], l[:-1], E=E, n_boot=0)
+        L_hat = float(law.predict(C[-1]))
+        logk, gamma = _gap_law(l[:-1], a[:-1], E, acc_star)
+        a_hat = acc_star - math.exp(logk) * (L_hat - E) ** gamma
+        loss_err.append((L_hat - l[-1]) / (l[-1] - E))
+        acc_err.append(a_hat - a[-1])
+        preds.append((L_hat, a_hat))
+    return loss_err, acc_err, preds
+
+
+def _forecast_figures(C: np.ndarray, Lm: np.ndarray, Am: np.ndarray, E: float,
+                      acc_star: float) -> list[Figure]:
+    law = fit_power_law(C[:-1], Lm[:-1], E=E, n_boot=0)
+    Cg = np.geomspace(C[0] / 1.5, C[-1] * 1.5, 40)
+    Lg = law.predict(Cg)
+    logk, gamma = _gap_law(Lm[:-1], Am[:-1], E, acc_star)
+    fig1 = Figure("Loss forecast from small models", "training compute C (FLOPs)", "loss − E (nats)",
+                  [Series("fitted models (seed means)", C[:-1], Lm[:-1] - E, "points"),
+                   Series("forecast model, observed", C[-1:], Lm[-1:] - E, "points"),
+                   Series(f"fit L = E + A·C^-{law.alpha:.2f}", Cg, Lg - E)],
+                  xscale="log", yscale="log")
+    fig2 = Figure("Accuracy forecast through the loss", "training compute C (FLOPs)", "top-1 accuracy",
+                  [Series("fitted models (seed means)", C[:-1], Am[:-1], "points"),
+                   Series("forecast model, observed", C[-1:], Am[-1:], "points"),
+                   Series("forecast: acc* − κ(L − E)^γ", Cg, acc_star - math.exp(logk) * (Lg - E) ** gamma),
+                   Series("acc* (true distribution)", [Cg[0], Cg[-1]], [acc_star] * 2, "dashed")],
+                  xscale="log")
+    return [fig1, fig2]
+
+
 def predictable_downstream(small: list[int], large: PosInt, tokens_per_param: Pos, seeds: Seeds,
                            device: str) -> Evidence:
     """Forecast the largest model's loss and top-1 accuracy from models with ≥30× less compute.
@@ -212,19 +247,10 @@ def predictable_downstream(small: list[int], large: PosInt, tokens_per_param: Po
     hs = sorted(small) + [large]
     steps = {h: max(1, round(tokens_per_param * lab.N(h) / lab.tokens_per_step)) for h in hs}
     runs = run_grid(lab, [(h, steps[h], s) for s in seeds for h in hs], 0, device)
-    shape = (len(seeds), len(hs))
-    L = np.array([r.loss["train"] for r in runs]).reshape(shape)
-    A = np.array([r.acc["train"] for r in runs]).reshape(shape)
+    L = np.array([r.loss["train"] for r in runs]).reshape(len(seeds), len(hs))
+    A = np.array([r.acc["train"] for r in runs]).reshape(len(seeds), len(hs))
     C = np.array([r.C for r in runs[:len(hs)]])
-    loss_err, acc_err, preds = [], [], []
-    for l, a in zip(L, A):
-        law = fit_power_law(C[:-1], l[:-1], E=E, n_boot=0)
-        L_hat = float(law.predict(C[-1]))
-        logk, gamma = _gap_law(l[:-1], a[:-1], E, acc_star)
-        a_hat = acc_star - math.exp(logk) * (L_hat - E) ** gamma
-        loss_err.append((L_hat - l[-1]) / (l[-1] - E))
-        acc_err.append(a_hat - a[-1])
-        preds.append((L_hat, a_hat))
+    loss_err, acc_err, preds = _forecasts(C, L, A, E, acc_star)
     ratio = C[-1] / C[-2]
     measured = {
         "loss_forecast_error": interval_from_samples(loss_err, note="(L_pred − L_obs)/(L_obs − E)"),
@@ -233,27 +259,12 @@ def predictable_downstream(small: list[int], large: PosInt, tokens_per_param: Po
         "acc_large": interval_from_samples(A[:, -1], note="observed top-1 accuracy of the large model"),
     }
     Lm, Am = L.mean(0), A.mean(0)
-    law = fit_power_law(C[:-1], Lm[:-1], E=E, n_boot=0)
-    Cg = np.geomspace(C[0] / 1.5, C[-1] * 1.5, 40)
-    Lg = law.predict(Cg)
-    logk, gamma = _gap_law(Lm[:-1], Am[:-1], E, acc_star)
-    fig1 = Figure("Loss forecast from small models", "training compute C (FLOPs)", "loss − E (nats)",
-                  [Series("fitted models (seed means)", C[:-1], Lm[:-1] - E, "points"),
-                   Series("forecast model, observed", C[-1:], Lm[-1:] - E, "points"),
-                   Series(f"fit L = E + A·C^-{law.alpha:.2f}", Cg, Lg - E)],
-                  xscale="log", yscale="log")
-    fig2 = Figure("Accuracy forecast through the loss", "training compute C (FLOPs)", "top-1 accuracy",
-                  [Series("fitted models (seed means)", C[:-1], Am[:-1], "points"),
-                   Series("forecast model, observed", C[-1:], Am[-1:], "points"),
-                   Series("forecast: acc* − κ(L − E)^γ", Cg, acc_star - math.exp(logk) * (Lg - E) ** gamma),
-                   Series("acc* (true distribution)", [Cg[0], Cg[-1]], [acc_star] * 2, "dashed")],
-                  xscale="log")
     table = [{"h": h, "N": lab.N(h), "steps": steps[h], "C": float(c), "loss": float(l), "acc": float(a)}
              for h, c, l, a in zip(hs, C, Lm, Am)]
     notes = [f"The forecast model uses {ratio:.0f}× the compute of the largest fitted model "
              f"(the GPT-4 report forecast from 1,000–10,000× less).",
              f"acc* = {acc_star:.4f}; per-seed forecasts (loss, acc): "
              + ", ".join(f"({p[0]:.4f}, {p[1]:.4f})" for p in preds)]
-    ev = Evidence(measured=measured, figures=[fig1, fig2], table=table, notes=notes, seeds=list(seeds))
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    lab_scale(lab, runs))
+    ev = Evidence(measured=measured, figures=_forecast_figures(C, Lm, Am, E, acc_star), table=table,
+                  notes=notes, seeds=list(seeds))
+    return recorded(ev, replication(len(seeds), 1, STREAMS), lab_scale(lab, runs))

@@ -150,7 +150,8 @@ def zero_stages(K_ref: PosInt, k: float, param_bytes: float, grad_bytes: float, 
         figures=[_zero_curve(kw), bytes_figure(res, modes, labels,
                                                f"Bytes per rank on {K} ranks ({precision} Adam)")],
         table=_zero_table(res, modes, labels),
-        notes=[ZERO_NOTE, STATES_NOTE, f"Ψ = {res[0]['ddp']['Psi']}, {precision}.", SOCKET_NOTE,
+        notes=[ZERO_NOTE + (MIXED_NOTE if precision == "bf16-mixed" else " Here in fp32: 4 + 4 + 8."),
+               STATES_NOTE, f"Ψ = {res[0]['ddp']['Psi']}, {precision}.", SOCKET_NOTE,
                backend_note(device, K)],
         seeds=[seed], replication=NO_DRAWS,
     )
@@ -160,9 +161,10 @@ ZERO_NOTE = ("Formula values: stage*_limit and stage*_at_K (ZeRO §5 with the cl
              "Measured: everything else. Stages 1 and 2 are built by hand on torch.distributed "
              "(verifiers/lab/zero.py: reduce-scatter of gradients, all-gather of updated "
              "parameters; stage 2 frees each full gradient as soon as it is reduced); stage 3 is "
-             "torch's FSDP2 with a bf16 MixedPrecisionPolicy, whose fp32 sharded parameters are "
-             "the master copy and whose sharded gradients are fp32: 4 + 4 + 8 = 16 bytes per "
-             "owned parameter, the same total as ZeRO's 2 + 2 + 12.")
+             "torch's FSDP2.")
+MIXED_NOTE = (" In bf16 mixed precision FSDP2 has a MixedPrecisionPolicy: its fp32 sharded "
+              "parameters are the master copy and its sharded gradients are fp32, 4 + 4 + 8 = 16 "
+              "bytes per owned parameter, the same total as ZeRO's 2 + 2 + 12.")
 
 
 def _zero_table(res: list[dict], modes: list[str], labels: list[str]) -> list[dict]:
@@ -197,21 +199,24 @@ def _fsdp_table(r0: dict, modes: list[str], mem: dict, wire: dict, K: int, Psi_b
              "bytes_sent_predicted": predicted_wire(m, K, Psi_b)} for m in modes]
 
 
-def _fsdp_figure(modes: list[str], Fs: list[int], mem: dict, wire: dict, K: int, Psi_b: float) -> Figure:
+def _fsdp_figure(modes: list[str], Fs: list[int], res: list[dict], K: int, Psi_b: float) -> Figure:
     Fx, m1 = [float(F) for F in Fs], modes[1]
+    rel = lambda f: [float(np.mean([f(r[m]) for r in res])) / float(np.mean([f(r[m1]) for r in res]))
+                     for m in modes[1:]]  # noqa: E731 - mean over ranks, relative to F = 1
     return Figure(
         f"FSDP sharding factor on {K} ranks: memory against communication", "sharding factor F",
         "relative to F = 1 (replication)", [
-            Series("bytes held per rank", Fx, [mem[m] / mem[m1] for m in modes[1:]]),
+            Series("bytes held per rank, at rest", Fx, rel(total_bytes)),
+            Series("bytes held per rank, peak of a step", Fx, rel(lambda r: r["peak"])),
             Series("1/F", Fx, [1 / F for F in Fs], style="dashed"),
-            Series("bytes sent per rank per step", Fx, [wire[m] / wire[m1] for m in modes[1:]],
-                   style="points"),
-            Series("bytes sent, FSDP algorithm", Fx,
+            Series("ring bytes of the issued collectives", Fx, rel(wire_sent), style="points"),
+            Series("ring bytes, FSDP algorithm", Fx,
                    [predicted_wire(m, K, Psi_b) / predicted_wire(m1, K, Psi_b) for m in modes[1:]],
-                   style="dashed")],
+                   style="dashed")] + ([] if any(r[m]["socket"] is None for r in res for m in r) else [
+            Series("bytes written to sockets per step (measured)", Fx, rel(socket_sent), style="points")]),
         xscale="log", yscale="log",
-        caption="Bytes held are counted on the tensors. Payloads are recorded at each collective "
-                "call; bytes sent are computed from them for ring algorithms.")
+        caption="Measured: bytes held (tensors at rest; MemTracker's peak) and bytes written to the "
+                "sockets. Computed: ring-algorithm bytes for the payloads recorded at each call.")
 
 
 def _fsdp_measured(res: list[dict], modes: list[str], Fs: list[int], K: int) -> dict[str, Measure]:
@@ -256,11 +261,11 @@ def fsdp_sharding_factor(K: PosInt, reshard: bool, d: PosInt, L: PosInt, B: PosI
     res = run_states(modes, K, d, L, B, seed, precision, device, RANK_DEADLINE_S)
     Psi_b = res[0]["ddp"]["params"]
     mem = {m: float(np.mean([total_bytes(r[m]) for r in res])) for m in modes}
-    wire = {m: float(np.mean([wire_sent(r[m]) for r in res])) for m in modes}
+    wire = {m: float(np.mean([wire_sent(r[m]) for r in res])) for m in modes}  # per rank
     table = [{**row, "peak": res[0][row["mode"]]["peak"], "socket_bytes_sent": res[0][row["mode"]]["socket"]}
              for row in _fsdp_table(res[0], modes, mem, wire, K, Psi_b)]
     return Evidence(measured=_fsdp_measured(res, modes, Fs, K), table=table, seeds=[seed],
-                    figures=[_fsdp_figure(modes, Fs, mem, wire, K, Psi_b)], replication=NO_DRAWS, notes=[
+                    figures=[_fsdp_figure(modes, Fs, res, K, Psi_b)], replication=NO_DRAWS, notes=[
         f"Ψ = {res[0]['ddp']['Psi']}, {precision}. F = 1 is FSDP2 on a ({K}, 1) mesh (pure "
         f"replication), 1 < F < {K} hybrid sharding on a ({K}/F, F) mesh, F = {K} full sharding; "
         + ("parameters are re-gathered in backward." if reshard else

@@ -124,6 +124,23 @@ def _schedule_runs(fns: Sequence[Callable[[int], float]], V: int, order: int, al
     return grid(run.loss, len(seeds)), run.eval_steps
 
 
+def _noam_figures(peak_grid: list[float], final: np.ndarray, fns: list, curves: np.ndarray,
+                  ev: list[int], j: int, steps: int) -> list[Figure]:
+    """Final loss against peak; both schedules and their loss curves at the chosen peak j."""
+    xs = list(range(steps))
+    return [Figure("Final loss vs peak learning rate", "peak learning rate", "final loss (nats)",
+                   [Series("cosine", peak_grid, final[:, 0].mean(1)),
+                    Series("Noam", peak_grid, final[:, 1].mean(1), "dashed")], xscale="log"),
+            Figure(f"Schedules at peak {peak_grid[j]:g}", "step", "learning rate",
+                   [Series("cosine", xs, [fns[2 * j](t) for t in xs]),
+                    Series("Noam (inverse square root)", xs, [fns[2 * j + 1](t) for t in xs],
+                           "dashed")]),
+            Figure(f"Population loss during training at peak {peak_grid[j]:g} (mean over seeds)",
+                   "step", "loss (nats)", [Series("cosine", ev, curves[:, 2 * j].mean(1)),
+                                           Series("Noam", ev, curves[:, 2 * j + 1].mean(1),
+                                                  "dashed")])]
+
+
 def cosine_vs_noam(peak_grid: list[float], warmup_frac: Frac, cosine_min_ratio: NonNeg, V: PosInt,
                    order: PosInt, alpha: Pos, support: int, source_seed: int, d_hidden: PosInt,
                    B: PosInt, steps: PosInt, seeds: Seeds, device: str) -> Evidence:
@@ -145,18 +162,7 @@ def cosine_vs_noam(peak_grid: list[float], warmup_frac: Frac, cosine_min_ratio: 
     arms = Layout(n_arms=2, n_reps=S, grid=tuple(peak_grid))  # the peak is tuned per arm and seed
     tuning = arms.evidence("peak learning rate", arms.choose(final.transpose(1, 2, 0).ravel()),
                            ["cosine", "noam"])
-    xs = list(range(steps))
-    figs = [Figure("Final loss vs peak learning rate", "peak learning rate", "final loss (nats)",
-                   [Series("cosine", peak_grid, final[:, 0].mean(1)),
-                    Series("Noam", peak_grid, final[:, 1].mean(1), "dashed")], xscale="log"),
-            Figure(f"Schedules at peak {peak_grid[j]:g}", "step", "learning rate",
-                   [Series("cosine", xs, [fns[2 * j](t) for t in xs]),
-                    Series("Noam (inverse square root)", xs, [fns[2 * j + 1](t) for t in xs],
-                           "dashed")]),
-            Figure(f"Population loss during training at peak {peak_grid[j]:g} (mean over seeds)",
-                   "step", "loss (nats)", [Series("cosine", ev, curves[:, 2 * j].mean(1)),
-                                           Series("Noam", ev, curves[:, 2 * j + 1].mean(1),
-                                                  "dashed")])]
+    figs = _noam_figures(peak_grid, final, fns, curves, ev, j, steps)
     ev = Evidence(
         measured={
             "noam_minus_cosine": interval_from_samples(

@@ -1,6 +1,7 @@
 """MkDocs hooks (mkdocs.yml ``hooks:``): navigation, math, edit links and fast raw HTML blocks.
 
-MkDocs loads this file by path, so the project root is put on ``sys.path`` to import the package.
+MkDocs loads this file by path, so the project root is appended to ``sys.path`` to import the
+package: last, so that a stray module at the root never shadows the standard library.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+    sys.path.append(str(_ROOT))
 
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.plugins import event_priority  # noqa: E402

@@ -1,8 +1,8 @@
 """What the site shows about each claim: its recorded results, displayed verdict and risk.
 
 Read-only: claims come from ``principia.loader``, results from ``principia.store.ReadOnlyStore``.
-The displayed verdict is the full tier's when recorded (the heavier evidence), else the fast
-tier's; an ``open`` claim without a result is ``untestable`` with its stated reason; any other
+The displayed verdict is the full tier's when recorded and current (the heavier evidence), else
+the fast tier's (a stale result is shown, flagged, only when no current one exists); an ``open`` claim without a result is ``untestable`` with its stated reason; any other
 claim without a result is ``not-verified``.
 """
 from __future__ import annotations
@@ -35,7 +35,11 @@ class ClaimView:
 
     @property
     def shown_tier(self) -> str | None:
-        return next((t for t in TIER_ORDER if t in self.results), None)
+        """The full tier unless it is stale and the fast tier is current; a stale result is shown
+        only when no current one exists (and is then flagged)."""
+        have = [t for t in TIER_ORDER if t in self.results]
+        current = [t for t in have if not is_stale(self.claim, self.results[t])]
+        return (current or have or [None])[0]
 
     @property
     def shown(self) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from principia.site import write_pages
+from principia.site.model import load_site_data
 from principia.site.plain import plain_reason
 from principia.site.text import fmt_si
 
@@ -108,10 +109,20 @@ def test_stale_result_is_flagged(kb_copy):
     """A result judged under an earlier version of the claim carries a stale warning; a current
     one does not."""
     assert "Stale" not in (_pages(kb_copy) / "claims" / "fixture-closed.md").read_text()
-    path, r = _result(kb_copy, "fixture-closed.full.json")
-    path.write_text(json.dumps({**r, "claim_hash": "0123456789abcdef"}))
+    for tier in ("full", "fast"):
+        path, r = _result(kb_copy, f"fixture-closed.{tier}.json")
+        path.write_text(json.dumps({**r, "claim_hash": "0123456789abcdef"}))
     page = (_pages(kb_copy) / "claims" / "fixture-closed.md").read_text()
     assert "Stale" in page and "0123456789abcdef" in page
+
+
+def test_a_current_fast_result_is_shown_before_a_stale_full_one(kb_copy):
+    """The heavier tier is preferred only while it still judges the claim as it stands."""
+    path, r = _result(kb_copy, "fixture-closed.full.json")
+    path.write_text(json.dumps({**r, "claim_hash": "0123456789abcdef"}))
+    data = load_site_data(kb_copy)
+    view = data.views["fixture-closed"]
+    assert view.shown_tier == "fast" and not view.stale
 
 
 def test_device_is_not_in_the_verdict_line(kb_copy):

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 __all__ = ["RankCtx", "run_ranks", "backend_for", "DistError", "count_collectives", "wire_bytes",
            "local_bytes", "bytes_written"]
 
-ROOT = Path(__file__).resolve().parents[2]  # the project root, put on the ranks' sys.path
+ROOT = Path(__file__).resolve().parents[2]  # the project root, appended to the ranks' sys.path
 
 
 class DistError(RuntimeError):
@@ -88,9 +88,9 @@ def _launch(spec: str, world: int, backend: str, kind: str, timeout_s: float,
         job = Path(tmp)
         (job / "job.pkl").write_bytes(pickle.dumps((spec, world, backend, kind, timeout_s, kwargs)))
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PRINCIPIA_DIST_PARENT": str(os.getpid()),
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        code = ("import sys; from verifiers.lab.dist import _rank_main; "
+               "PRINCIPIA_DIST_PARENT": str(os.getpid()), "PYTHONSAFEPATH": "1"}
+        # The root goes last on the ranks' sys.path: a stray yaml.py there must not shadow a real module.
+        code = (f"import sys; sys.path.append({str(ROOT)!r}); from verifiers.lab.dist import _rank_main; "
                 "_rank_main(sys.argv[1], int(sys.argv[2]))")
         logs = [open(job / f"rank{r}.log", "wb") for r in range(world)]  # a file never fills up
         procs = [subprocess.Popen([sys.executable, "-c", code, tmp, str(r)], cwd=ROOT, env=env,

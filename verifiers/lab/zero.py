@@ -65,7 +65,7 @@ class ZeroAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         self.t += 1
-        (lr,), (b1, b2) = {g["lr"] for g in self.param_groups}, self.defaults["betas"]
+        lr, (b1, b2) = self.param_groups[0]["lr"], self.defaults["betas"]
         for p in self._params():
             g = self._grad(p)
             if g is None:
