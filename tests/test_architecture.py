@@ -53,7 +53,7 @@ def test_verifiers_use_only_evidence_types_and_formulas_from_the_engine(path):
 # Topic-to-topic imports written before this test, whose shared helpers are still to move into
 # verifiers/lab; the test fails on any other, and on one of these that is no longer needed.
 KNOWN_TOPIC_IMPORTS = {"compute_optimal": {"verifiers.scaling_runs"}, "double_descent": {"verifiers.dynamics"},
-                       "zloss": {"verifiers.stability"}, "doremi": {"verifiers.data_mixture"}}
+                       "zloss": {"verifiers.stability"}}
 
 
 def _claim_topics() -> set[str]:

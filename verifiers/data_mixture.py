@@ -21,69 +21,10 @@ import torch
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import Frac, Pos, PosInt, Seeds
 
-from verifiers.lab.batched import BatchedAdamW, lr_table, member_ce, train
 from verifiers.lab.data import MarkovSource, blend_sources, with_rows
-from verifiers.lab.stacks import MLPStack
+from verifiers.lab.mixtures import Pools, eval_tokens, expected_ce, mixture_stream, mlp_stack, train_tokens
 
-__all__ = ["Pools", "mixture_stream", "data_diversity", "domain_pretraining", "mlp_stack", "train_tokens",
-           "expected_ce"]
-
-
-class Pools:
-    """Fresh sequences per (seed, domain), read in order (no repeats within a stream).
-
-    Rows come in blocks of `block`, block b drawn from its own generator, so the first n rows of
-    a domain are the same whoever asks for them and however many they ask for.
-    """
-
-    def __init__(self, T: int, block: int = 1024):
-        self.T, self.block = T, block
-        self._blocks: dict[tuple[int, int], list[torch.Tensor]] = {}
-
-    def get(self, seed: int, d: int, src: MarkovSource, n: int) -> torch.Tensor:
-        blocks = self._blocks.setdefault((seed, d), [])
-        while len(blocks) * self.block < n:
-            rng = np.random.default_rng([seed, d, len(blocks), 7])
-            blocks.append(src.sample(self.block, self.T + 1, rng))
-        return torch.cat(blocks)[:n]
-
-
-def mixture_stream(pools: Pools, seed: int, sources: list[MarkovSource], w: np.ndarray,
-                   steps: int, B: int) -> torch.Tensor:
-    """(steps, B, T+1) sequences with domain shares w (counts rounded, then shuffled)."""
-    total = steps * B
-    w = np.asarray(w, dtype=float) / np.sum(w)
-    n = np.floor(w * total).astype(int)
-    n[np.argsort(-(w * total - n))[: total - n.sum()]] += 1  # largest remainders
-    rows = [pools.get(seed, d, s, int(k)) for d, (s, k) in enumerate(zip(sources, n)) if k > 0]
-    allrows = torch.cat(rows)
-    perm = torch.from_numpy(np.random.default_rng([seed, 11]).permutation(total))
-    return allrows[perm].reshape(steps, B, -1)
-
-
-def mlp_stack(members: list[int], V: int, d_emb: int, d_hidden: int) -> MLPStack:
-    """One MLP LM over the last two tokens per member, initialised as MLPLM under its seed."""
-    return MLPStack(V, 2, d_emb, [d_hidden] * len(members), 1, members, "cpu")
-
-
-def train_tokens(stack: MLPStack, data: torch.Tensor, steps: int, lr: float, loss=member_ce, on_step=None):
-    """AdamW (torch's defaults, no weight decay) with a cosine decay to zero over `steps`, every
-    member on its own pre-drawn tokens data (M, steps, B, T+1)."""
-    K = stack.K
-    batch = lambda step, active: (data[active, step, :, :-1], data[active, step, :, 1:])
-    return train(stack, BatchedAdamW(stack, betas=(0.9, 0.999)), batch,
-                 lr_table([lr] * K, [steps] * K, "cosine"), [steps] * K, [0.0] * K, loss=loss, on_step=on_step)
-
-
-@torch.no_grad()
-def expected_ce(stack: MLPStack, tokens: torch.Tensor, sources: list[MarkovSource]) -> np.ndarray:
-    """Expected CE of member m against sources[m] on tokens[m] (M, B, T) -> (M,)."""
-    logits = stack(tokens)
-    return np.array([float(s.expected_ce(logits[m], tokens[m])) for m, s in enumerate(sources)])
-
-
-def _eval_tokens(src: MarkovSource, seed: int, d: int, n: int, T: int) -> torch.Tensor:
-    return src.sample(n, T, np.random.default_rng([seed, d, 99]))
+__all__ = ["data_diversity", "domain_pretraining"]
 
 
 def _family(seed: int, V: int, K: int, alpha: float, support: int, lam: float) -> list[MarkovSource]:
@@ -110,7 +51,7 @@ def data_diversity(V: PosInt, K: PosInt, alpha: Pos, support: PosInt, lam: Frac,
     train_tokens(model, torch.stack(streams), steps, lr)  # data (M, steps, B, T+1)
     def score(d: int) -> np.ndarray:  # expected CE of every member on domain d of its family
         srcs = [fams[i // 2][d] for i in range(len(members))]
-        toks = torch.stack([_eval_tokens(src, m, d, 128, T) for src, m in zip(srcs, members)])
+        toks = torch.stack([eval_tokens(src, m, d, 128, T) for src, m in zip(srcs, members)])
         return expected_ce(model, toks, srcs)
 
     return _diversity_evidence(score(K), score(0), np.array([f[K].entropy for f in fams]), seeds, steps * B * T, K, lam)
@@ -175,7 +116,7 @@ def domain_pretraining(V_common: PosInt, V_rare: PosInt, alpha: Pos, lam: Frac, 
     R = len(recipes)
     out = {}
     for which, idx in (("general", 0), ("domain", 1)):
-        toks = torch.stack([_eval_tokens(pairs[m][idx], m, idx, 128, T) for m in members])
+        toks = torch.stack([eval_tokens(pairs[m][idx], m, idx, 128, T) for m in members])
         out[which] = expected_ce(model, toks, [pairs[m][idx] for m in members]).reshape(-1, R)
     rare_mass = float(np.mean([pairs[s][0].pi @ pairs[s][0].P[:, V_common:].sum(1) for s in seeds]))
     notes = [f"Domain entropy {np.mean([pairs[s][1].entropy for s in seeds]):.3f}, "

@@ -16,7 +16,7 @@ import torch
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.types import Frac, Pos, PosInt, Seeds
 
-from .data_mixture import Pools, _eval_tokens, expected_ce, mixture_stream, mlp_stack, train_tokens
+from .lab.mixtures import Pools, eval_tokens, expected_ce, mixture_stream, mlp_stack, train_tokens
 from .lab.data import MarkovSource, blend_sources
 from .lab.tuning import nested_seed
 
@@ -107,7 +107,7 @@ def _three_steps(owners, doms, T, B, steps, lr, eta, c, d_emb, d_hidden, V, eval
     """Reference (= uniform baseline), proxy weights ᾱ, main model on ᾱ -> (uniform curves,
     DoReMi curves, ᾱ)."""
     pools, K = Pools(T), len(doms[owners[0]])
-    ev = {o: [_eval_tokens(doms[o][d], o, d, 64, T) for d in range(K)] for o in owners}
+    ev = {o: [eval_tokens(doms[o][d], o, d, 64, T) for d in range(K)] for o in owners}
     mix = lambda w: torch.stack([mixture_stream(pools, o, doms[o], w[i], steps, B) for i, o in enumerate(owners)])
     ref = mlp_stack(owners, V, d_emb, d_hidden)
     uni = _Curves(ref, ev, doms, owners, eval_every)

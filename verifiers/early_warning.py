@@ -17,7 +17,7 @@ from principia.types import Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .replicates import draw_batches, gpt_stack, members_of, run_stack
+from .lab.replicates import draw_batches, gpt_stack, members_of, run_stack
 
 __all__ = ["grad_norm_early_warning", "zscores", "calibrate", "first_alarm", "SIGNALS"]
 

@@ -17,7 +17,7 @@ from principia.types import Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .replicates import draw_batches, draw_eval, gpt_stack, members_of, run_stack
+from .lab.replicates import draw_batches, draw_eval, gpt_stack, members_of, run_stack
 
 __all__ = ["past_optimum", "steps_for"]
 

@@ -25,7 +25,7 @@ from principia.types import Pos, PosInt, Seeds
 from .lab.gpt import GPTConfig
 from .lab.stacks import GPTStack
 from .lab.tuning import nested_seed
-from .replicates import gpt_stack, members_of, run_stack
+from .lab.replicates import gpt_stack, members_of, run_stack
 
 __all__ = ["length_extrapolation", "per_position_ce", "topic_batches", "TopicSource", "SCHEMES"]
 

@@ -20,7 +20,7 @@ from .lab.gpt import GPTConfig
 from .lab.batched import BatchedAdamW, lr_table, member_ce, train
 from .lab.stacks import GPTStack
 from .lab.tuning import nested_seed
-from .replicates import draw_batches, draw_eval, gpt_stack, members_of
+from .lab.replicates import draw_batches, draw_eval, gpt_stack, members_of
 
 __all__ = ["pre_norm", "NORM_TABLE", "grad_clipping", "unigram_entropy"]
 

@@ -18,7 +18,7 @@ from principia.types import NonNeg, Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .replicates import draw_batches, draw_eval, gpt_stack, members_of, run_stack
+from .lab.replicates import draw_batches, draw_eval, gpt_stack, members_of, run_stack
 from .stability import unigram_entropy
 
 __all__ = ["z_loss", "unstable", "lr_sensitivity"]

@@ -12,11 +12,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .lab.batched import BatchedAdamW, Trace, lr_table, train
-from .lab.feeds import soft_targets
-from .lab.gpt import GPTConfig
-from .lab.stacks import GPTStack
-from .lab.tuning import nested_seed
+from .batched import BatchedAdamW, Trace, lr_table, train
+from .feeds import soft_targets
+from .gpt import GPTConfig
+from .stacks import GPTStack
+from .tuning import nested_seed
 
 __all__ = ["Member", "members_of", "gpt_stack", "draw_batches", "draw_eval", "run_stack", "TracedGPT"]
 
