@@ -48,7 +48,7 @@ def _steps_by_batch(src: MarkovSource, seeds: Sequence[int], B: int, lrs: Sequen
     return steps, curves, run.eval_steps
 
 
-def _sweep(src, seeds, B_grid, width, targets, p: dict, device: str, fixed_large: bool = True):
+def _sweep(src, seeds, B_grid, width, targets, p: dict, device: str, fixed_large: bool):
     """Steps to every target across B_grid -> (n_B, n_targets, S), and each B's loss curves.
     Batches from B_large up run a fixed number of steps (their whole curve is used) unless
     `fixed_large` is off; every other run stops once each seed reaches the tightest target."""
@@ -67,7 +67,7 @@ def _draw(src: MarkovSource, seeds: list[int], p: dict, device: str) -> dict:
     """Every per-seed quantity of one data draw."""
     targets = [target(src, f) for f in p["target_fracs"]]
     tight, B_grid, B_alt = int(np.argmin(targets)), p["B_grid"], p["B_alt"]
-    St, curves = _sweep(src, seeds, B_grid, p["d_hidden"], targets, p, device)
+    St, curves = _sweep(src, seeds, B_grid, p["d_hidden"], targets, p, device, True)
     equal = [target(src, p["size_target_frac"])]  # a loss every width reaches
     size = {w: _sweep(src, seeds, B_alt, w, equal, p, device, False)[0][:, 0] for w in p["size_widths"]}
     S = len(seeds)

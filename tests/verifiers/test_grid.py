@@ -22,6 +22,14 @@ def test_grid_runs_match_runs_trained_alone():
     assert both[0].eval_steps == [10] and both[1].eval_steps == [6]
 
 
+def test_a_spec_may_carry_its_own_peak_learning_rate():
+    """(h, steps, seed, lr) trains at lr; the grid's own lr when the spec gives the same value."""
+    tuned = run_grid(SRC, G, [(4, 6, 0, G.lr), (4, 6, 0, 3 * G.lr)], 0, {}, "cpu")
+    (plain,) = run_grid(SRC, G, [(4, 6, 0)], 0, {}, "cpu")
+    assert tuned[0].loss["train"] == pytest.approx(plain.loss["train"], abs=1e-5)
+    assert tuned[1].loss["train"] != pytest.approx(plain.loss["train"], abs=1e-5)
+
+
 def test_grid_records_the_curve_every_eval_every_steps():
     """eval_every = 3 over 7 steps records steps 3, 6 and the end, 7."""
     (r,) = run_grid(SRC, G, [(4, 7, 0)], 3, {"same": SRC}, "cpu")
