@@ -186,6 +186,11 @@ def dashboard_page(data: SiteData) -> str:
     lines += ["## By section", ""] + _by_section(data, page, cols)
     waiting = [f"{H.claim_a(page, v.id, v.claim.title)} — fast tier: {badge(v.verdict)}" for v in views if v.waiting_full]
     lines += ["## Waiting for a full-tier run", ""] + _listing(waiting, "None.")
+    split = [f"{H.claim_a(page, v.id, v.claim.title)} — fast: {badge(v.tier_verdict('fast') or NOT_VERIFIED)}, "
+             f"full: {badge(v.tier_verdict('full') or NOT_VERIFIED)}"
+             + (f" — {html_text(v.claim.tiers_note.strip())}" if v.claim.tiers_note.strip() else " — not explained")
+             for v in views if v.tiers_disagree]
+    lines += ["## Tiers that disagree", ""] + _listing(split, "None: every claim gets the same verdict on both tiers.")
     lines += ["## Verdict changes", ""] + _verdict_changes(views, page)
     lines += ["## At risk", ""] + _at_risk(views, page)
     if data.kb.problems:

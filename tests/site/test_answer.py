@@ -137,3 +137,14 @@ def test_numbers_use_one_format():
     """Counts get SI suffixes with three significant figures."""
     assert [fmt_si(x) for x in (950, 12500, 2_100_000, 3.5e9, 1e12, 1e18)] == \
         ["950", "12.5k", "2.1M", "3.5B", "1T", "1e18"]
+
+
+def test_dashboard_lists_tiers_that_disagree(kb_copy):
+    """A claim whose fast and full verdicts differ is listed on the dashboard, flagged unexplained."""
+    dash = (_pages(kb_copy) / "dashboard.md").read_text()
+    assert "every claim gets the same verdict on both tiers" in dash
+    path, r = _result(kb_copy, "fixture-closed.fast.json")
+    path.write_text(json.dumps({**r, "verdict": "inconclusive"}))
+    dash = (_pages(kb_copy) / "dashboard.md").read_text()
+    listed = dash.split("## Tiers that disagree", 1)[1].split("##", 1)[0]
+    assert "fixture-closed" in listed and "not explained" in listed
