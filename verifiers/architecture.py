@@ -27,6 +27,7 @@ from verifiers.lab.feeds import markov_batches, member_eval
 from verifiers.lab.gpt import GPT, Block, GPTConfig, lm_loss
 from verifiers.lab.measure import clock, count_flops, flop_counter, one_thread
 from verifiers.lab.stacks import GPTStack
+from verifiers.lab.tuning import recorded, replication, scale
 
 __all__ = [
     "kaplan_N", "kaplan_forward_flops", "count_flops", "FusedParallelBlock",
@@ -292,10 +293,20 @@ def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
                          f"{train_batch}×{train_T} tokens per step from an order-1 Markov source; "
                          f"final expected losses {[round(v, 4) for v in q['final'][False]]} "
                          f"(sequential) and {[round(v, 4) for v in q['final'][True]]} (parallel).")
-    return Evidence(
+    return recorded(Evidence(
         measured=m, figures=[fig], seeds=list(seeds),
         notes=[f"The fused block reproduces the parallel block to {gap:.1e}. The parallel block "
                "leaves its second LayerNorm unused, so it trains 2·d fewer parameters per layer.",
                f"Timed on {device} ({'CPU time, one thread' if device == 'cpu' else 'wall time'}); "
-               f"one block, {repeats} paired repeats of {iters} steps each, each the best of 3."],
-    )
+               f"one block, {repeats} paired repeats of {iters} steps each, each the best of 3."]),
+        *_parallel_record(d_model, repeats, seeds, steps, train_d_model, train_layers, train_T, train_batch, V))
+
+
+def _parallel_record(d_model, repeats, seeds, steps, d, L, T, B, V) -> tuple[dict, dict]:
+    """Replication and scale: seeded streams of one fixed Markov source; the larger of the timed
+    block and the trained GPT."""
+    block = 12 * d_model ** 2 + 13 * d_model  # one sequential block: weights, biases, 2 LayerNorms
+    return (replication(len(seeds), 1, "one fixed order-1 Markov source; each seed draws its own "
+                                       "token stream and initialisation (both arms share them); the "
+                                       f"speed is {repeats} paired timing repeats of one block"),
+            scale(max(block, gpt_params(L, d, V, T)["params"]), steps * B * T, [f"markov:V{V}-order1"]))

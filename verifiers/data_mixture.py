@@ -22,6 +22,8 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.types import Frac, Pos, PosInt, Seeds
 
 from verifiers.lab.data import MarkovSource, blend_sources, with_rows
+from verifiers.lab.stacks import mlp_params
+from verifiers.lab.tuning import recorded, replication, scale
 from verifiers.lab.mixtures import Pools, eval_tokens, expected_ce, mixture_stream, mlp_stack, train_tokens
 
 __all__ = ["data_diversity", "domain_pretraining"]
@@ -54,7 +56,10 @@ def data_diversity(V: PosInt, K: PosInt, alpha: Pos, support: PosInt, lam: Frac,
         toks = torch.stack([eval_tokens(src, m, d, 128, T) for src, m in zip(srcs, members)])
         return expected_ce(model, toks, srcs)
 
-    return _diversity_evidence(score(K), score(0), np.array([f[K].entropy for f in fams]), seeds, steps * B * T, K, lam)
+    return recorded(_diversity_evidence(score(K), score(0), np.array([f[K].entropy for f in fams]), seeds, steps * B * T, K, lam),
+                    replication(len(seeds), 1, "each seed redraws its family of K + 1 Markov domains, its "
+                                "token streams and the initialisation shared by the single/mixture pair"),
+                    scale(mlp_params(V, 2, d_emb, d_hidden, 1), steps * B * T, [f"markov-family:V{V}-K{K}-order2"]))
 
 
 def _diversity_evidence(held_ce, own_ce, H, seeds, tokens, K, lam) -> Evidence:
@@ -121,7 +126,11 @@ def domain_pretraining(V_common: PosInt, V_rare: PosInt, alpha: Pos, lam: Frac, 
     rare_mass = float(np.mean([pairs[s][0].pi @ pairs[s][0].P[:, V_common:].sum(1) for s in seeds]))
     notes = [f"Domain entropy {np.mean([pairs[s][1].entropy for s in seeds]):.3f}, "
              f"general entropy {np.mean([pairs[s][0].entropy for s in seeds]):.3f} nats."]
-    return _recipe_evidence(out["domain"], out["general"], list(recipes), seeds, rare_mass, V_rare, notes)
+    return recorded(_recipe_evidence(out["domain"], out["general"], list(recipes), seeds, rare_mass, V_rare, notes),
+                    replication(len(seeds), 1, "each seed redraws its general/domain Markov pair, its token "
+                                "streams and the initialisation shared by the three recipes"),
+                    scale(mlp_params(V, 2, d_emb, d_hidden, 1), steps * B * T,
+                          [f"markov-general:V{V}-order2", f"markov-domain:V{V}-order2"]))
 
 
 def _recipe_evidence(dom_ce, gen_ce, names, seeds, rare_mass, V_rare, notes) -> Evidence:

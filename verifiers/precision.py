@@ -20,6 +20,7 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.types import Pos, PosInt
 
 from verifiers.lab.measure import _sync, clock, device_name, one_thread
+from verifiers.lab.tuning import recorded, replication, scale
 
 __all__ = [
     "DTYPES", "format_bits", "correct_decimals", "decimals_shown", "max_exact_integer",
@@ -246,10 +247,19 @@ def bf16_matmul_speed(sizes: list[PosInt], repeats: PosInt, seed: int,
                          Series(dtype, sizes, g16, style="points")],
                  caption=f"Median of {repeats} paired timings per size (each the best of 3); "
                          "2n³ FLOPs per product; CPU time on a CPU, wall time on a GPU.")
-    return Evidence(measured=m, figures=[fig], table=rows, seeds=[seed], notes=[
+    return recorded(Evidence(measured=m, figures=[fig], table=rows, seeds=[seed], notes=[
         f"Device: {where}. The speedup describes this device only: it needs hardware with "
         "16-bit matrix units (tensor cores, AMX or AVX512-BF16).",
         ("Speedup not testable here: " + why_not + f"; the measured ratio "
          f"{m['speedup'].value:.3g} is shown but does not enter the verdict.") if why_not else
         "This device has matrix units for the dtype: the timing tests the claim.",
-        "Measured: bytes per element on real tensors and paired timings. No formula values."])
+        "Measured: bytes per element on real tensors and paired timings. No formula values."]),
+        *_timing_record(sizes, repeats, seed))
+
+
+def _timing_record(sizes: list[int], repeats: int, seed: int) -> tuple[dict, dict]:
+    """Replication and scale of the timing: one fixed pair of matrices per size, paired repeats."""
+    return (replication(1, 0, f"a timing on this device, not a trained model: one fixed pair of "
+                              f"Gaussian matrices per size (seed {seed}), {repeats} paired repeats "
+                              "(fp32 and 16-bit alternating), each the best of 3"),
+            scale(max(sizes) ** 2, 0, [f"gaussian-matrices:n{max(sizes)}"]))

@@ -19,7 +19,7 @@ from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
 from .lab.batched import BatchedAdamW, lr_table, member_ce, train
 from .lab.stacks import GPTStack
-from .lab.tuning import nested_seed
+from .lab.tuning import nested_seed, recorded, replication, scale
 from .lab.replicates import draw_batches, draw_eval, gpt_stack, members_of
 
 __all__ = ["pre_norm", "NORM_TABLE", "grad_clipping", "unigram_entropy"]
@@ -243,9 +243,11 @@ def grad_clipping(threshold_rel: Pos, eta: Pos, gd_steps: PosInt, n_inits: PosIn
                  [Series("unclipped", range(len(trace[False])), trace[False]),
                   Series(f"clipped at {threshold_rel:g}× the median ‖g‖", range(len(trace[True])), trace[True])],
                  yscale="log")
-    return Evidence(measured=measured, figures=[fig], seeds=list(seeds),
+    return recorded(Evidence(measured=measured, figures=[fig], seeds=list(seeds),
                     notes=[f"x_t = w·tanh(x_(t−1)) + b, x_0 = {x0}, loss (x_{T} − {target})²; "
-                           f"{n_inits} starts per seed in w ∈ {w_range}, b ∈ {b_range}; step size {eta}."])
+                           f"{n_inits} starts per seed in w ∈ {w_range}, b ∈ {b_range}; step size {eta}."]),
+                    replication(1, len(seeds), f"no data: one fixed loss surface (x_0, target); each seed "
+                                f"draws {n_inits} starting points (w, b)"), scale(2, 0, ["none:one-unit-rnn"]))
 
 
 def _descend(w0, b0, clip, threshold, eta, steps, T, x0, target):

@@ -15,6 +15,8 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.types import PosInt, Seeds
 from verifiers.lab import bpe as libbpe
 from verifiers.lab import bytebpe
+from verifiers.lab.stacks import mlp_params
+from verifiers.lab.tuning import recorded, replication, scale
 
 __all__ = ["is_mixed", "is_word_variant", "bpe_compression", "bpe_category_split", "vocab_undertraining"]
 
@@ -42,6 +44,13 @@ def is_word_variant(tok: bytes, vocab: set[bytes]) -> bool:
     lead = b" " if tok[:1] == b" " else b""
     runs = re.findall(rb"[A-Za-z]{2,}", _body(tok))  # a single letter is a byte token anyway
     return any(lead + w in vocab or w in vocab for w in runs)
+
+
+def _fixed_text(n_train: int, n_test: int) -> tuple[dict, dict]:
+    """Replication and scale of a deterministic tokenizer count on one fixed text (no model)."""
+    return (replication(1, 0, "deterministic: BPE trained and counted on one fixed slice of the "
+                              "Python stdlib sources; no randomness, so no seeds or data draws"),
+            scale(0, n_train, [f"python-stdlib:{n_train}+{n_test}-bytes"]))
 
 
 def _corpus(n_train: int, n_test: int) -> tuple[bytes, bytes]:
@@ -83,8 +92,9 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
                  caption=f"BPE trained on {n_train:,} bytes, measured on the next {n_test:,} bytes.")
     table = [{"V": V, "tokens_per_byte": t, "gain_from_previous": (g if i else None)}
              for i, (V, t, g) in enumerate(zip(Vs, tpb, [0.0] + gains))]
-    return Evidence(measured, figures=[fig], table=table,
-                    notes=[f"Gains per doubling: {', '.join(f'{g:.4f}' for g in gains)} tokens/byte."])
+    return recorded(Evidence(measured, figures=[fig], table=table,
+                    notes=[f"Gains per doubling: {', '.join(f'{g:.4f}' for g in gains)} tokens/byte."]),
+                    *_fixed_text(n_train, n_test))
 
 
 def _split_row(train: bytes, test: bytes, V: int, split: str) -> dict:
@@ -123,9 +133,9 @@ def bpe_category_split(n_train: PosInt, n_test: PosInt,
                  caption="x = 0: GPT-2 category split; x = 1: whitespace-only chunks.")
     table = [{"split": s, "mixed_entries": r["mixed"], "word_variants": r["variants"],
               "learned": r["learned"], "heldout_tokens_per_byte": r["tpb"]} for s, r in rows.items()]
-    return Evidence(measured, figures=[fig], table=table,
+    return recorded(Evidence(measured, figures=[fig], table=table,
                     notes=["Word variants learnt without the split: " + ", ".join(
-                        repr(e) for e in ws["examples"])])
+                        repr(e) for e in ws["examples"])]), *_fixed_text(n_train, n_test))
 
 
 def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int, device: str,
@@ -195,9 +205,12 @@ def vocab_undertraining(n_tok: PosInt, n_lm: PosInt, vocab_sizes: list[int], k: 
             ratios, note=f"mean |Δ embedding| of entries seen < {k} times / of the others, V = {V}"),
     }
     table = [{"V": v, "rare_share": r, "median_occurrences": m} for v, r, m in zip(Vs, rare_frac, median_occ)]
-    return Evidence(measured, figures=_rare_figures(Vs, rare_frac, median_occ, k, n_tok, n_lm), table=table,
+    return recorded(Evidence(measured, figures=_rare_figures(Vs, rare_frac, median_occ, k, n_tok, n_lm), table=table,
                     seeds=list(seeds), notes=[f"V={V}: {len(rare)} rare and {len(frequent)} frequent entries; "
-                                              f"LM text = {len(ids):,} tokens."])
+                                              f"LM text = {len(ids):,} tokens."]),
+                    replication(1, len(seeds), "one fixed slice of the Python stdlib sources (the counts are "
+                                "deterministic); seeds vary the LM's initialisation and its sampled windows"),
+                    scale(mlp_params(len(cnt), 2, 16, 32, 1), steps * 16 * 16, [f"python-stdlib:{n_tok}+{n_lm}-bytes"]))
 
 
 def _rare_figures(Vs, rare_frac, median_occ, k: int, n_tok: int, n_lm: int) -> list[Figure]:

@@ -111,3 +111,13 @@ def test_parallel_and_sequential_blocks_count_the_same_flops():
     n_seq = GPT(GPTConfig(vocab_size=64, n_ctx=16, n_layer=2, d_model=32, n_head=4)).parameters()
     n = sum(q.numel() for q in n_seq)
     assert p == pytest.approx((n - 2 * 2 * 32) / n, rel=1e-12)
+
+
+def test_parallel_layers_reports_streams_and_the_larger_model():
+    """One stream per seed; the scale is the larger of the timed block and the trained GPT."""
+    ev = architecture.parallel_layers(**params("parallel-layers", d_model=16, T=8, batch=2, repeats=2, seeds=[0, 1],
+                                               steps=2, train_d_model=8, train_layers=1, train_T=4, train_batch=2, V=8))
+    assert (ev.replication["data_draws"], ev.replication["seeds"]) == (2, 1)
+    assert "2 paired timing repeats" in ev.replication["reason"]
+    assert ev.scale["max_params"] == max(12 * 16 ** 2 + 13 * 16, 12 * 64 + 13 * 8 + 16 + 12 * 8)
+    assert ev.scale["max_tokens"] == 2 * 2 * 4 and ev.scale["data"] == ["markov:V8-order1"]

@@ -93,3 +93,13 @@ def test_rare_vocabulary_is_rare_in_general_text_and_common_in_the_domain():
     rare = lambda s: float(s.pi @ s.P[:, 16:].sum(1))
     assert rare(gen) < 0.01
     assert rare(dom) >= 0.5 - 1e-9
+
+
+@pytest.mark.parametrize("cid, fn", [("data-diversity", dm.data_diversity),
+                                     ("domain-pretraining", dm.domain_pretraining)])
+def test_mixture_runs_report_one_data_draw_per_seed(cid, fn):
+    """Each seed redraws its sources and streams: as many data draws as seeds, one init in each."""
+    from tests.verifiers.claims import params
+    ev = fn(**params(cid, steps=2, B=2, T=4, d_hidden=8, d_emb=4, seeds=[0, 1]))
+    assert (ev.replication["data_draws"], ev.replication["seeds"]) == (2, 1) and ev.replication["reason"]
+    assert ev.scale["max_params"] > 0 and ev.scale["max_tokens"] == 2 * 2 * 4 and ev.scale["data"]

@@ -136,6 +136,9 @@ def test_speed_probe_reports_a_paired_interval():
     s = ev.measured["speedup"]
     assert s.lo is not None and s.lo <= s.value <= s.hi and s.n == 3
     assert "Device:" in ev.notes[0]
+    assert ev.replication["data_draws"] == 1 and ev.replication["seeds"] == 0
+    assert "3 paired repeats" in ev.replication["reason"]
+    assert ev.scale == {"max_params": 64 * 64, "max_tokens": 0, "data": ["gaussian-matrices:n64"]}
 
 
 def test_float64_is_slower_than_float32_on_cpu():

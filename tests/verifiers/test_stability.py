@@ -68,3 +68,11 @@ def test_pre_norm_reports_the_warm_up_arms():
     for key in ("warmup_gain_post", "warmup_gain_pre", "warmup_need_post_minus_pre", "grad_growth_post"):
         assert ev.measured[key].finite() and ev.measured[key].n == 4, key
     assert ev.replication["data_draws"] == 2
+
+
+def test_grad_clipping_reports_seeds_on_one_fixed_surface():
+    """No data: one fixed loss surface, the seeds draw the starting points of a 2-parameter model."""
+    from tests.verifiers.claims import params
+    ev = stability.grad_clipping(**params("grad-clipping", n_inits=8, gd_steps=3, T=5, seeds=[0, 1]))
+    assert (ev.replication["data_draws"], ev.replication["seeds"]) == (1, 2) and ev.replication["reason"]
+    assert ev.scale == {"max_params": 2, "max_tokens": 0, "data": ["none:one-unit-rnn"]}

@@ -60,6 +60,9 @@ def test_compression_improves_with_diminishing_gains_on_stdlib_text():
     ev = tk.bpe_compression(**params("bpe-compression", n_train=30_000, n_test=10_000, vocab_sizes=[256, 512, 1024]))
     assert ev.measured["min_gain_per_doubling"].value > 0
     assert ev.measured["max_gain_ratio"].value < 1
+    assert (ev.replication["data_draws"], ev.replication["seeds"]) == (1, 0)
+    assert "deterministic" in ev.replication["reason"]
+    assert ev.scale["max_params"] == 0 and ev.scale["max_tokens"] == 30_000 and ev.scale["data"]
 
 
 def test_vocab_sizes_must_double():
@@ -87,3 +90,14 @@ def test_library_entries_decode_to_the_text():
     tok = libbpe.train(TEXT, 300, "category")
     held = b"the cat sat on the dog. a dog ran!\n"
     assert b"".join(tok.vocab[i] for i in tok.encode(held)) == held
+
+
+def test_category_split_and_undertraining_report_replication_and_scale():
+    """Both count one fixed text: one data draw; the undertraining LM adds its init seeds."""
+    ev = tk.bpe_category_split(**params("bpe-category-split", n_train=5000, n_test=2000, V=300))
+    assert (ev.replication["data_draws"], ev.replication["seeds"]) == (1, 0)
+    assert ev.scale["max_tokens"] == 5000
+    ev = tk.vocab_undertraining(**params("vocab-undertraining", n_tok=5000, n_lm=5000, vocab_sizes=[256, 300],
+                                         steps=2, seeds=[0, 1]))
+    assert (ev.replication["data_draws"], ev.replication["seeds"]) == (1, 2) and ev.replication["reason"]
+    assert ev.scale["max_params"] > 300 * 32 and ev.scale["max_tokens"] == 2 * 16 * 16
