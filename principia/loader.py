@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .safeyaml import MAX_BYTES, read_yaml
+from .safeyaml import MAX_BYTES, parse_yaml, read_yaml
 from .scan import hazards
 from .schema import ID_RE, Catalogue, Claim, Reference
 
-__all__ = ["Problem", "KnowledgeBase", "load_kb", "read_yaml", "MAX_BYTES"]
+__all__ = ["Problem", "KnowledgeBase", "load_kb", "parse_claim", "read_yaml", "MAX_BYTES"]
 
 SECTIONS_FILE = "_sections.yaml"
 REFERENCES_GLOB = "_references*.yaml"
@@ -168,6 +168,23 @@ def _load_claim(kb: KnowledgeBase, path: Path) -> None:
         kb.files[cid] = rel
     except ValidationError as e:
         kb.problems += validation_problems(e, rel, Claim)
+
+
+def parse_claim(raw: bytes, rel: str) -> tuple[Claim | None, list[Problem]]:
+    """One claim from YAML bytes (e.g. an old version from git), checked as a claim file is
+    (safe YAML, no hazards, today's schema); (None, problems) when it does not parse."""
+    data, probs = parse_yaml(raw, rel)
+    if probs:
+        return None, probs
+    if not isinstance(data, dict):
+        return None, [Problem(rel, "", f"a claim must be a mapping (got {type(data).__name__})")]
+    bad = [Problem(rel, f, m) for f, m in hazards(data)]
+    if bad:
+        return None, bad
+    try:
+        return Claim.model_validate(data), []
+    except ValidationError as e:
+        return None, validation_problems(e, rel, Claim)
 
 
 def _cross_checks(kb: KnowledgeBase) -> None:

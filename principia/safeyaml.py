@@ -18,7 +18,7 @@ import yaml
 if TYPE_CHECKING:
     from .loader import Problem
 
-__all__ = ["read_yaml", "MAX_BYTES"]
+__all__ = ["read_yaml", "parse_yaml", "MAX_BYTES"]
 
 MAX_BYTES = 256 * 1024
 
@@ -88,6 +88,14 @@ def read_yaml(path: Path, rel: str) -> tuple[Any, list["Problem"]]:
     raw, probs = _read_regular(path, rel)
     if raw is None:
         return None, probs
+    return parse_yaml(raw, rel)
+
+
+def parse_yaml(raw: bytes, rel: str) -> tuple[Any, list["Problem"]]:
+    """Parse YAML bytes read elsewhere (e.g. from git) with the same safe loader and limits."""
+    from .loader import Problem
+    if len(raw) > MAX_BYTES:
+        return None, [Problem(rel, "", f"file is over {MAX_BYTES} bytes, the limit")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

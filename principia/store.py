@@ -11,6 +11,8 @@ A result file (``results/<id>.<tier>.json``) holds::
      "claim_hash": str,                            # principia.audit.claim_hash of the claim judged
      "replication": {...}, "scale": {...},         # copied from the evidence when reported
      "history": [{"finished_at", "verdict", "key", "value", "commit", "claim_hash"}]}  # newest last
+    # claim_hash is null, with "claim_hash_note" saying why, where `principia audit
+    # --backfill-history` could not recover the claim an old entry was judged by
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the old file,
 so a reader (or a kill at any moment) sees either the old result or the new one, never half.
@@ -76,6 +78,10 @@ def result_problems(data: Any, cid: str, tier: str) -> list[str]:
     for i, h in enumerate(data.get("history") or [] if isinstance(data.get("history"), list) else []):
         if not isinstance(h, dict):
             out.append(f"history.{i}: must be an object")
+        elif not isinstance(h.get("claim_hash"), (str, type(None))):  # null: not known (backfilled)
+            out.append(f"history.{i}.claim_hash: must be str or null")
+        elif not isinstance(h.get("claim_hash_note", ""), str):
+            out.append(f"history.{i}.claim_hash_note: must be str")
     return out
 
 
@@ -167,6 +173,33 @@ class ResultStore(ReadOnlyStore):
                               ensure_ascii=False)
             _write_atomic(target, text + "\n")
         return target
+
+    def amend_history(self, claim_id: str, tier: str, amend: Any) -> bool:
+        """Rewrite one file's history in place with ``amend(history, result) -> history`` (under the lock,
+        atomically); the new history must keep every entry, in order, with every field it had
+        (fields may only be added). Returns whether the file changed; raises ResultsError."""
+        target = self.path(claim_id, tier)
+        with self._locked():
+            previous = self.read(claim_id, tier)
+            if previous is None:
+                return False
+            old = list(previous.get("history") or [])
+            new = amend([dict(h) if isinstance(h, dict) else h for h in old], previous)
+            if len(new) != len(old) or any(
+                    (isinstance(a, dict) != isinstance(b, dict)) or
+                    (a != b if not isinstance(a, dict) else any(k not in b or b[k] != v for k, v in a.items()))
+                    for a, b in zip(old, new)):
+                raise ResultsError(f"{target}: an amended history must keep every entry and field, in order")
+            if new == old:
+                return False
+            result = {**previous, "history": new}
+            bad = result_problems(result, claim_id, tier)
+            if bad:
+                raise ResultsError(f"{target}: {bad[0]}")
+            text = json.dumps(_clean(result), indent=1, sort_keys=True, allow_nan=False, default=str,
+                              ensure_ascii=False)
+            _write_atomic(target, text + "\n")
+        return True
 
 
 def _write_atomic(target: Path, text: str) -> None:

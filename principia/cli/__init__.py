@@ -1,7 +1,8 @@
 """The `principia` command line.
 
 Subcommands with their own module live beside this one: `calculators` (`principia calc`),
-`fit_runs` (`principia fit`) and `merge_results` (`python -m principia.cli.merge_results`).
+`fit_runs` (`principia fit`), `audit_history` (`principia audit --backfill-history`) and
+`merge_results` (`python -m principia.cli.merge_results`).
 """
 from __future__ import annotations
 
@@ -241,7 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--section", required=True, help="a section of claims/_sections.yaml (listed below)")
     p.set_defaults(fn=cmd_new)
 
-    for name, mod in (("calc", "cli.calculators"), ("fit", "cli.fit_runs")):
+    for name, mod in (("calc", "cli.calculators"), ("fit", "cli.fit_runs"), ("audit", "cli.audit_history")):
         _add_module_parser(sub, name, mod)
     return ap
 
