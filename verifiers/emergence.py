@@ -102,15 +102,12 @@ def _width_gap(w: int, V: int, rank: int, pre, ft, ev, src_b, pre_steps: int, ft
     return g, row
 
 
-def methods_need_scale(widths: list[int], V: PosInt, order: PosInt, support: PosInt, alpha: Pos,
-                       beta: Pos, rank: PosInt, pre_steps: PosInt, ft_steps: PosInt, B: PosInt,
-                       T: PosInt, lr: Pos, seeds: Seeds, device: str) -> Evidence:
-    """Share of full fine-tuning's gain that rank-r tuning misses, against hidden width."""
+def _mns_streams(V, order, support, alpha, beta, pre_steps, ft_steps, B, T, seeds, device):
+    """Pretraining and downstream sources, and every seed's token streams."""
     import torch
 
     from verifiers.lab.data import MarkovSource
 
-    widths = sorted(widths)
     src_a = MarkovSource(V=V, order=order, alpha=alpha, seed=2001, support=support)  # pretraining
     src_b = tilted_source(src_a, beta, seed=2002)  # the downstream task
 
@@ -120,13 +117,11 @@ def methods_need_scale(widths: list[int], V: PosInt, order: PosInt, support: Pos
 
     pre, ft = stream(src_a, 1, pre_steps), stream(src_b, 2, ft_steps)
     ev = torch.stack([src_b.sample(128, T, np.random.default_rng([s, 3])) for s in seeds]).to(device)
-    gaps, rows = [], []
-    for w in widths:
-        g, row = _width_gap(w, V, rank, pre, ft, ev, src_b, pre_steps, ft_steps, lr, seeds, device)
-        gaps.append(g)
-        rows.append(row)
-    G = np.array(gaps)  # (widths, seeds)
-    measured = {
+    return src_b, pre, ft, ev
+
+
+def _mns_measured(G, widths, rank):
+    return {
         "gap_change": interval_from_samples(
             (G[-1] - G[0]).tolist(),
             note=f"share of full fine-tuning's gain that rank-{rank} tuning misses: width "
@@ -134,6 +129,22 @@ def methods_need_scale(widths: list[int], V: PosInt, order: PosInt, support: Pos
         "gap_at_widest": interval_from_samples(G[-1].tolist(), note=f"width {widths[-1]}"),
         "gap_at_narrowest": interval_from_samples(G[0].tolist(), note=f"width {widths[0]}"),
     }
+
+
+def methods_need_scale(widths: list[int], V: PosInt, order: PosInt, support: PosInt, alpha: Pos,
+                       beta: Pos, rank: PosInt, pre_steps: PosInt, ft_steps: PosInt, B: PosInt,
+                       T: PosInt, lr: Pos, seeds: Seeds, device: str) -> Evidence:
+    """Share of full fine-tuning's gain that rank-r tuning misses, against hidden width."""
+    widths = sorted(widths)
+    src_b, pre, ft, ev = _mns_streams(V, order, support, alpha, beta, pre_steps, ft_steps, B, T,
+                                      seeds, device)
+    gaps, rows = [], []
+    for w in widths:
+        g, row = _width_gap(w, V, rank, pre, ft, ev, src_b, pre_steps, ft_steps, lr, seeds, device)
+        gaps.append(g)
+        rows.append(row)
+    G = np.array(gaps)  # (widths, seeds)
+    measured = _mns_measured(G, widths, rank)
     fig = Figure("What low-rank tuning misses, against width", "hidden width", "share of full FT's gain missed",
                  [Series("mean over seeds", widths, G.mean(1), y_lo=G.min(1), y_hi=G.max(1))],
                  xscale="log", caption=f"Rank-{rank} deltas on both weight matrices; embeddings frozen.")
