@@ -141,6 +141,42 @@ def _noam_figures(peak_grid: list[float], final: np.ndarray, fns: list, curves: 
                                                   "dashed")])]
 
 
+def _noam_fit(final, peak_grid, S):
+    """Cosine's best peak, the per-peak and tuned gaps, and the per-arm peak tuning."""
+    j = int(np.argmin(final[:, 0].mean(1)))  # the peak that suits cosine best
+    gaps = final[:, 1] - final[:, 0]
+    tuned = [best_value(peak_grid, final[:, 1, s]) - best_value(peak_grid, final[:, 0, s])
+             for s in range(S)]
+    arms = Layout(n_arms=2, n_reps=S, grid=tuple(peak_grid))  # the peak is tuned per arm and seed
+    tuning = arms.evidence("peak learning rate", arms.choose(final.transpose(1, 2, 0).ravel()),
+                           ["cosine", "noam"])
+    return j, gaps, tuned, tuning
+
+
+def _noam_measured(gaps, tuned, j, peak_grid):
+    return {
+        "noam_minus_cosine": interval_from_samples(
+            gaps[j].tolist(), unit="nats",
+            note=f"final loss at peak {peak_grid[j]:g}, paired by seed"),
+        **{f"noam_minus_cosine_at_{p:g}": interval_from_samples(gaps[i].tolist(), unit="nats")
+           for i, p in enumerate(peak_grid)},
+        "tuned_noam_minus_tuned_cosine": interval_from_samples(
+            tuned, unit="nats", note="each schedule at its own best peak"),
+        "worst_gap_over_peaks": Measure(float(gaps.mean(1).min()), unit="nats",
+                                        note="smallest seed-mean gap over the peak grid"),
+    }
+
+
+def _noam_notes(w, cosine_min_ratio, steps, fns, peak_grid):
+    return [f"{w} linear warm-up steps; cosine decays to {cosine_min_ratio:g}× peak at step "
+            f"{steps}; Noam ends at {fns[1](steps - 1) / peak_grid[0]:.2f}× peak.",
+            "The peak used for the decision is chosen on the same seeds (best mean cosine "
+            "loss), which slightly favours cosine; the per-peak gaps are listed too.",
+            f"Tuned arms: each schedule's peak is chosen per seed from the grid {peak_grid} "
+            "(tuned_noam_minus_tuned_cosine compares them at their own best, refined by a "
+            "parabola in log peak); the chosen grid values are in the table."]
+
+
 def cosine_vs_noam(peak_grid: list[float], warmup_frac: Frac, cosine_min_ratio: NonNeg, V: PosInt,
                    order: PosInt, alpha: Pos, support: int, source_seed: int, d_hidden: PosInt,
                    B: PosInt, steps: PosInt, seeds: Seeds, device: str) -> Evidence:
@@ -155,38 +191,16 @@ def cosine_vs_noam(peak_grid: list[float], warmup_frac: Frac, cosine_min_ratio: 
     S, P = len(seeds), len(peak_grid)
     final = curves[-1].reshape(P, 2, S)  # (peak, [cosine, noam], seed)
     final = diverged_as(final, math.log(V))  # a diverged run scores the uniform guess
-    j = int(np.argmin(final[:, 0].mean(1)))  # the peak that suits cosine best
-    gaps = final[:, 1] - final[:, 0]
-    tuned = [best_value(peak_grid, final[:, 1, s]) - best_value(peak_grid, final[:, 0, s])
-             for s in range(S)]
-    arms = Layout(n_arms=2, n_reps=S, grid=tuple(peak_grid))  # the peak is tuned per arm and seed
-    tuning = arms.evidence("peak learning rate", arms.choose(final.transpose(1, 2, 0).ravel()),
-                           ["cosine", "noam"])
+    j, gaps, tuned, tuning = _noam_fit(final, peak_grid, S)
     figs = _noam_figures(peak_grid, final, fns, curves, ev, j, steps)
     ev = Evidence(
-        measured={
-            "noam_minus_cosine": interval_from_samples(
-                gaps[j].tolist(), unit="nats",
-                note=f"final loss at peak {peak_grid[j]:g}, paired by seed"),
-            **{f"noam_minus_cosine_at_{p:g}": interval_from_samples(gaps[i].tolist(), unit="nats")
-               for i, p in enumerate(peak_grid)},
-            "tuned_noam_minus_tuned_cosine": interval_from_samples(
-                tuned, unit="nats", note="each schedule at its own best peak"),
-            "worst_gap_over_peaks": Measure(float(gaps.mean(1).min()), unit="nats",
-                                            note="smallest seed-mean gap over the peak grid"),
-        },
+        measured=_noam_measured(gaps, tuned, j, peak_grid),
         figures=figs,
         table=[{"peak": p, "seed": seeds[s], "cosine": float(final[i, 0, s]),
                 "noam": float(final[i, 1, s])} for i, p in enumerate(peak_grid) for s in range(S)]
         + [{"arm": a, "seed": seeds[s], "tuned_peak": v} for a, vs in tuning["chosen"].items()
            for s, v in enumerate(vs)],
-        notes=[f"{w} linear warm-up steps; cosine decays to {cosine_min_ratio:g}× peak at step "
-               f"{steps}; Noam ends at {fns[1](steps - 1) / peak_grid[0]:.2f}× peak.",
-               "The peak used for the decision is chosen on the same seeds (best mean cosine "
-               "loss), which slightly favours cosine; the per-peak gaps are listed too.",
-               f"Tuned arms: each schedule's peak is chosen per seed from the grid {peak_grid} "
-               "(tuned_noam_minus_tuned_cosine compares them at their own best, refined by a "
-               "parabola in log peak); the chosen grid values are in the table."],
+        notes=_noam_notes(w, cosine_min_ratio, steps, fns, peak_grid),
         seeds=list(seeds),
     )
     return recorded(ev, replication(len(seeds), 1, STREAMS),
@@ -203,6 +217,48 @@ def _cosine_hold(step: int, total: int, peak: float, m: float, warmup: int,
     return lr_at(step, total, peak, "cosine", warmup, period=m * total, min_ratio=min_ratio)
 
 
+def _period_fit(raw, peak_grid, ms, S):
+    """Each schedule's loss and peak at its own best peak on the grid, per seed."""
+    final = np.array([[best_value(peak_grid, raw[i, :, s]) for s in range(S)]
+                      for i in range(len(ms))])  # (n_m + 1, S), tuned peak per schedule
+    peaks = np.array([[best_lr(peak_grid, raw[i, :, s]) for s in range(S)] for i in range(len(ms))])
+    return final, peaks
+
+
+def _period_figures(raw, final, ms, multipliers, peak_grid, seeds, steps, w, min_ratio, i1):
+    xs = list(range(steps))
+    jp = int(np.argmin(raw[i1].mean(1)))
+    return [Figure(f"Schedules at peak {peak_grid[jp]:g}: cosine cycle as a multiple of the run",
+                   "step", "learning rate",
+                   [Series(f"{m:g}×" if m else "constant", xs,
+                           [_cosine_hold(t, steps, peak_grid[jp], m, w, min_ratio) for t in xs],
+                           "line" if m == 1.0 else "dashed") for m in ms]),
+            Figure("Final loss vs cycle multiplier (each at its best peak)",
+                   "cycle length / run length", "final loss (nats)",
+                   [Series(f"seed {s}", multipliers, final[:-1, j], "points")
+                    for j, s in enumerate(seeds)]
+                   + [Series("mean", multipliers, final[:-1].mean(1)),
+                      Series("constant LR (mean)", multipliers,
+                             [final[-1].mean()] * len(multipliers), "dashed")], xscale="log")]
+
+
+def _period_measured(final, ms, best, i1):
+    def gap(m: float) -> Measure:
+        return interval_from_samples((final[ms.index(m)] - final[i1]).tolist(), unit="nats",
+                                     note=f"final loss at {m:g}× minus 1×, paired by seed")
+
+    return {
+        "best_multiplier": ci_exp(np.log(best).tolist(),
+                                   note="argmin of final loss per seed (parabola in log m)"),
+        "longer_minus_matched": gap(1.5),
+        "much_longer_minus_matched": gap(2.0),
+        "slightly_longer_minus_matched": gap(1.25),
+        "shorter_minus_matched": gap(0.5),
+        "constant_minus_matched": interval_from_samples(
+            (final[-1] - final[i1]).tolist(), unit="nats", note="constant LR minus 1×"),
+    }
+
+
 def cosine_period(multipliers: list[float], min_ratio: NonNeg, peak_grid: list[float],
                   warmup_frac: Frac, V: PosInt, order: PosInt, alpha: Pos, support: int,
                   source_seed: int, d_hidden: PosInt, B: PosInt, steps: PosInt, seeds: Seeds,
@@ -216,43 +272,13 @@ def cosine_period(multipliers: list[float], min_ratio: NonNeg, peak_grid: list[f
     curves, _ = _schedule_runs(fns, V, order, alpha, support, source_seed, d_hidden, B, steps,
                                seeds, device, steps)
     S, P = len(seeds), len(peak_grid)
-    raw = curves[-1].reshape(len(ms), P, S)
-    raw = diverged_as(raw, math.log(V))
-    final = np.array([[best_value(peak_grid, raw[i, :, s]) for s in range(S)]
-                      for i in range(len(ms))])  # (n_m + 1, S), tuned peak per schedule
-    peaks = np.array([[best_lr(peak_grid, raw[i, :, s]) for s in range(S)] for i in range(len(ms))])
+    raw = diverged_as(curves[-1].reshape(len(ms), P, S), math.log(V))
+    final, peaks = _period_fit(raw, peak_grid, ms, S)
     i1 = ms.index(1.0)
-
-    def gap(m: float) -> Measure:
-        return interval_from_samples((final[ms.index(m)] - final[i1]).tolist(), unit="nats",
-                                     note=f"final loss at {m:g}× minus 1×, paired by seed")
-
     best = [best_lr(multipliers, final[:-1, s]) for s in range(S)]
-    xs = list(range(steps))
-    jp = int(np.argmin(raw[i1].mean(1)))
-    figs = [Figure(f"Schedules at peak {peak_grid[jp]:g}: cosine cycle as a multiple of the run",
-                   "step", "learning rate",
-                   [Series(f"{m:g}×" if m else "constant", xs,
-                           [_cosine_hold(t, steps, peak_grid[jp], m, w, min_ratio) for t in xs],
-                           "line" if m == 1.0 else "dashed") for m in ms]),
-            Figure("Final loss vs cycle multiplier (each at its best peak)",
-                   "cycle length / run length", "final loss (nats)",
-                   [Series(f"seed {s}", multipliers, final[:-1, j], "points")
-                    for j, s in enumerate(seeds)]
-                   + [Series("mean", multipliers, final[:-1].mean(1)),
-                      Series("constant LR (mean)", multipliers,
-                             [final[-1].mean()] * len(multipliers), "dashed")], xscale="log")]
+    figs = _period_figures(raw, final, ms, multipliers, peak_grid, seeds, steps, w, min_ratio, i1)
     ev = Evidence(
-        measured={
-            "best_multiplier": ci_exp(np.log(best).tolist(),
-                                       note="argmin of final loss per seed (parabola in log m)"),
-            "longer_minus_matched": gap(1.5),
-            "much_longer_minus_matched": gap(2.0),
-            "slightly_longer_minus_matched": gap(1.25),
-            "shorter_minus_matched": gap(0.5),
-            "constant_minus_matched": interval_from_samples(
-                (final[-1] - final[i1]).tolist(), unit="nats", note="constant LR minus 1×"),
-        },
+        measured=_period_measured(final, ms, best, i1),
         figures=figs,
         table=[{"multiplier": m if m else "constant", "seed": s, "final_loss": float(final[i, j]),
                 "best_peak": float(peaks[i, j])}
