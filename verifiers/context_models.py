@@ -38,18 +38,8 @@ def _per_position_loss(model, source: LagCopySource, x: torch.Tensor) -> np.ndar
     return (-(q * logq).sum(-1).mean(0)).cpu().numpy()
 
 
-def lstm_vs_transformer(lag: PosInt, p_copy: Frac, T: PosInt, d_model: PosInt, n_layer: PosInt,
-                        steps: PosInt, lr: Pos, seeds: Seeds, device: str) -> Evidence:
-    """Per-position loss of a tiny GPT and an LSTM with equal non-embedding parameters.
-
-    The source copies the token `lag` steps back with probability p_copy from position `lag` on
-    (Kaplan et al. 2020 §3.2.1 / Fig. 7 compare per-token loss along the context). advantage(t)
-    = L_LSTM(t) − L_GPT(t), paired by seed (same data); early = positions before `lag`
-    (nothing to copy yet), late = positions from `lag` on.
-    """
-    src = LagCopySource(V=16, lag=lag, p=p_copy)
-    x_eval = src.sample(512, T + 1, np.random.default_rng(12_345))
-    cfg = GPTConfig(vocab_size=16, n_ctx=T, n_layer=n_layer, d_model=d_model, n_head=4, pos="rope")
+def _lstm_sweep(src, x_eval, cfg, lag, T, d_model, steps, lr, seeds, device):
+    """Train GPT then LSTM per seed; early/late per-position advantage of the GPT."""
     early, late, curves = [], [], {"GPT": [], "LSTM": []}
     N = {}
     for s in seeds:
@@ -67,14 +57,34 @@ def lstm_vs_transformer(lag: PosInt, p_copy: Frac, T: PosInt, d_model: PosInt, n
         cut = lag - 1  # position index of the first prediction that can copy
         early.append(float(adv[:cut].mean()))
         late.append(float(adv[cut:].mean()))
+    return early, late, curves, N
+
+
+def _lstm_measured(early, late, N):
     growth = [b - a for a, b in zip(early, late)]
-    measured = {
+    return {
         "advantage_growth": interval_from_samples(growth, unit="nats",
                                                   note="(L_LSTM − L_GPT) late minus early in the context"),
         "advantage_late": interval_from_samples(late, unit="nats", note="L_LSTM − L_GPT, positions ≥ lag"),
         "advantage_early": interval_from_samples(early, unit="nats", note="L_LSTM − L_GPT, positions < lag"),
         "params_gpt": Measure(N["GPT"]), "params_lstm": Measure(N["LSTM"]),
     }
+
+
+def lstm_vs_transformer(lag: PosInt, p_copy: Frac, T: PosInt, d_model: PosInt, n_layer: PosInt,
+                        steps: PosInt, lr: Pos, seeds: Seeds, device: str) -> Evidence:
+    """Per-position loss of a tiny GPT and an LSTM with equal non-embedding parameters.
+
+    The source copies the token `lag` steps back with probability p_copy from position `lag` on
+    (Kaplan et al. 2020 §3.2.1 / Fig. 7 compare per-token loss along the context). advantage(t)
+    = L_LSTM(t) − L_GPT(t), paired by seed (same data); early = positions before `lag`
+    (nothing to copy yet), late = positions from `lag` on.
+    """
+    src = LagCopySource(V=16, lag=lag, p=p_copy)
+    x_eval = src.sample(512, T + 1, np.random.default_rng(12_345))
+    cfg = GPTConfig(vocab_size=16, n_ctx=T, n_layer=n_layer, d_model=d_model, n_head=4, pos="rope")
+    early, late, curves, N = _lstm_sweep(src, x_eval, cfg, lag, T, d_model, steps, lr, seeds, device)
+    measured = _lstm_measured(early, late, N)
     pos = list(range(1, T + 1))
     opt = src.optimal_loss(x_eval).numpy()
     fig = Figure("Loss by position in the context", "token position", "expected loss (nats)",

@@ -90,6 +90,41 @@ def _random_features_curve(n: int, d: int, ratios: list[float], sigma2: float,
     return np.array([np.mean((Phit[:, :N] @ min_norm_fit(Phi[:, :N], y) - f(Xt)) ** 2) for N in Ns])
 
 
+def _dd_measured(curves, ratios, rel, gammas, iso_n):
+    r = np.asarray(ratios)
+    under, near, over = r <= 0.7, (r >= 0.8) & (r <= 1.25), r >= 1.5
+    peak = curves[:, near].max(1)
+    log_peak = np.log10(peak / curves[:, under].min(1))
+    fall = np.log10(curves[:, -1] / peak)
+    over_under = curves[:, over].min(1) / curves[:, under].min(1)
+    return {
+        "theory_max_rel_err": Measure(max(rel), note=f"simulation (n = {iso_n}) vs Hastie Thm. 1 over γ in {gammas}"),
+        "log10_peak_over_under_best": interval_from_samples(
+            log_peak.tolist(), note="log10(test MSE at the worst width with N/n in [0.8, 1.25] / "
+                                    "best width with N/n ≤ 0.7)"),
+        "log10_widest_over_peak": interval_from_samples(
+            fall.tolist(), note=f"log10(test MSE at N/n = {ratios[-1]:g} / the peak)"),
+        "over_best_over_under_best": interval_from_samples(
+            over_under.tolist(), note="best over-parameterised (N/n ≥ 1.5) / best under-parameterised MSE"),
+    }
+
+
+def _dd_figures(curves, ratios, sim, gammas, n, d, sigma2, r2, iso_sigma2, iso_n):
+    r = np.asarray(ratios)
+    med = np.median(curves, 0)
+    gg = np.linspace(0.1, 6, 120)
+    return [Figure("Random ReLU features: test error across the interpolation threshold",
+                   "features per training example N/n", "test MSE",
+                   [Series("median over seeds", r, med, y_lo=curves.min(0), y_hi=curves.max(0))],
+                   xscale="log", yscale="log",
+                   caption=f"n = {n} noisy examples (σ² = {sigma2:g}) in d = {d}; min-norm fit."),
+            Figure("Isotropic min-norm least squares: theory and simulation", "γ = p/n", "risk",
+                   [Series("Hastie et al. Thm. 1", gg[np.abs(gg - 1) > 0.05],
+                           [hastie_isotropic_risk(g, r2, iso_sigma2) for g in gg[np.abs(gg - 1) > 0.05]]),
+                    Series(f"simulation, n = {iso_n}", gammas, sim, style="points")],
+                   yscale="log", caption=f"r² = {r2:g}, σ² = {iso_sigma2:g}.")]
+
+
 def double_descent(n: PosInt = 100, d: PosInt = 20, sigma2: NonNeg = 0.1, r2: Pos = 1.0,
                    iso_sigma2: NonNeg = 0.25, iso_n: PosInt = 200, iso_reps: PosInt = 40,
                    ratios: list[float] | None = None, gammas: list[float] | None = None,
@@ -105,34 +140,8 @@ def double_descent(n: PosInt = 100, d: PosInt = 20, sigma2: NonNeg = 0.1, r2: Po
         curves = np.array([_random_features_curve(n, d, ratios, sigma2, np.random.default_rng(s))
                            for s in seeds])  # (seeds, ratios)
     rel = [abs(s / t - 1) for s, t in zip(sim, theory)]
-    r = np.asarray(ratios)
-    under, near, over = r <= 0.7, (r >= 0.8) & (r <= 1.25), r >= 1.5
-    peak = curves[:, near].max(1)
-    log_peak = np.log10(peak / curves[:, under].min(1))
-    fall = np.log10(curves[:, -1] / peak)
-    over_under = curves[:, over].min(1) / curves[:, under].min(1)
-    measured = {
-        "theory_max_rel_err": Measure(max(rel), note=f"simulation (n = {iso_n}) vs Hastie Thm. 1 over γ in {gammas}"),
-        "log10_peak_over_under_best": interval_from_samples(
-            log_peak.tolist(), note="log10(test MSE at the worst width with N/n in [0.8, 1.25] / "
-                                    "best width with N/n ≤ 0.7)"),
-        "log10_widest_over_peak": interval_from_samples(
-            fall.tolist(), note=f"log10(test MSE at N/n = {ratios[-1]:g} / the peak)"),
-        "over_best_over_under_best": interval_from_samples(
-            over_under.tolist(), note="best over-parameterised (N/n ≥ 1.5) / best under-parameterised MSE"),
-    }
-    med = np.median(curves, 0)
-    gg = np.linspace(0.1, 6, 120)
-    figs = [Figure("Random ReLU features: test error across the interpolation threshold",
-                   "features per training example N/n", "test MSE",
-                   [Series("median over seeds", r, med, y_lo=curves.min(0), y_hi=curves.max(0))],
-                   xscale="log", yscale="log",
-                   caption=f"n = {n} noisy examples (σ² = {sigma2:g}) in d = {d}; min-norm fit."),
-            Figure("Isotropic min-norm least squares: theory and simulation", "γ = p/n", "risk",
-                   [Series("Hastie et al. Thm. 1", gg[np.abs(gg - 1) > 0.05],
-                           [hastie_isotropic_risk(g, r2, iso_sigma2) for g in gg[np.abs(gg - 1) > 0.05]]),
-                    Series(f"simulation, n = {iso_n}", gammas, sim, style="points")],
-                   yscale="log", caption=f"r² = {r2:g}, σ² = {iso_sigma2:g}.")]
+    measured = _dd_measured(curves, ratios, rel, gammas, iso_n)
+    figs = _dd_figures(curves, ratios, sim, gammas, n, d, sigma2, r2, iso_sigma2, iso_n)
     table = [{"gamma": g, "theory": t, "simulation": s, "rel_err": e}
              for g, t, s, e in zip(gammas, theory, sim, rel)]
     return Evidence(measured, figures=figs, table=table, seeds=list(seeds))
