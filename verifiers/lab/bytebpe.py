@@ -95,17 +95,44 @@ def _apply(seq: list[int], bpe: "BPE", limit: int):
     return seq, events
 
 
-def train_bpe(text: bytes, n_merges: int, split: str = "category") -> BPE:
-    """Learn up to `n_merges` merges, most frequent pair first (ties: smallest pair)."""
-    counts = chunks(text, split)
-    seqs = [list(c) for c in counts]
-    freq = list(counts.values())
+def _pair_index(seqs: list[list[int]], freq: list[int]):
+    """Weighted count of every adjacent pair, and the chunks each pair occurs in."""
     pairs: dict[tuple[int, int], int] = defaultdict(int)
     where: dict[tuple[int, int], set[int]] = defaultdict(set)
     for i, s in enumerate(seqs):
         for p in zip(s, s[1:]):
             pairs[p] += freq[i]
             where[p].add(i)
+    return pairs, where
+
+
+def _apply_merge(p: tuple[int, int], new: int, seqs: list[list[int]], freq: list[int],
+                 pairs: dict, where: dict) -> set[tuple[int, int]]:
+    """Merge `p` into token `new` in every chunk holding it, updating the pair counts in place;
+    returns the pairs the merge created."""
+    gained: set[tuple[int, int]] = set()
+    for i in where.pop(p, ()):
+        s, f = seqs[i], freq[i]
+        merged, n = _merge(s, p, new)
+        if n == 0:
+            continue
+        for q in zip(s, s[1:]):
+            pairs[q] -= f
+        for q in zip(merged, merged[1:]):
+            pairs[q] += f
+            where[q].add(i)
+            gained.add(q)
+        seqs[i] = merged
+    pairs.pop(p, None)
+    return gained
+
+
+def train_bpe(text: bytes, n_merges: int, split: str = "category") -> BPE:
+    """Learn up to `n_merges` merges, most frequent pair first (ties: smallest pair)."""
+    counts = chunks(text, split)
+    seqs = [list(c) for c in counts]
+    freq = list(counts.values())
+    pairs, where = _pair_index(seqs, freq)
     heap = [(-c, p) for p, c in pairs.items()]
     heapq.heapify(heap)
     merges: list[tuple[int, int]] = []
@@ -120,21 +147,7 @@ def train_bpe(text: bytes, n_merges: int, split: str = "category") -> BPE:
             break
         new = 256 + len(merges)
         merges.append(p)
-        gained: set[tuple[int, int]] = set()
-        for i in where.pop(p, ()):
-            s, f = seqs[i], freq[i]
-            merged, n = _merge(s, p, new)
-            if n == 0:
-                continue
-            for q in zip(s, s[1:]):
-                pairs[q] -= f
-            for q in zip(merged, merged[1:]):
-                pairs[q] += f
-                where[q].add(i)
-                gained.add(q)
-            seqs[i] = merged
-        pairs.pop(p, None)
-        for q in gained:
+        for q in _apply_merge(p, new, seqs, freq, pairs, where):
             if pairs.get(q, 0) > 0:
                 heapq.heappush(heap, (-pairs[q], q))
     return BPE(merges, split)
