@@ -149,6 +149,7 @@ def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int
     import torch
 
     from verifiers.lab.batched import BatchedAdamW, lr_table, train
+    from verifiers.lab.measure import one_thread
     from verifiers.lab.stacks import MLPStack
 
     K = len(seeds)
@@ -164,9 +165,11 @@ def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int
         x = data[starts[..., None] + offsets]  # (M, B, T+1)
         return x[..., :-1], x[..., 1:]
 
-    # AdamW with torch's default betas, no decay, cosine from 3e-3 to zero.
-    train(model, BatchedAdamW(model, (0.9, 0.999)), batch, lr_table([3e-3] * K, [steps] * K, "cosine"),
-          [steps] * K, [0.0] * K)
+    # AdamW with torch's default betas, no decay, cosine from 3e-3 to zero. One thread: the CPU
+    # embedding backward accumulates in a thread-dependent order (numbers then differ at ~1e-8).
+    with one_thread(device):
+        train(model, BatchedAdamW(model, (0.9, 0.999)), batch, lr_table([3e-3] * K, [steps] * K, "cosine"),
+              [steps] * K, [0.0] * K)
     return (model.p("emb").detach() - e0).norm(dim=-1).cpu().numpy()
 
 
