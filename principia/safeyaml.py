@@ -61,8 +61,8 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def _read_regular(path: Path, rel: str) -> tuple[bytes | None, list["Problem"]]:
-    """At most MAX_BYTES of a regular file; a symlink, folder, FIFO or device is refused
+def read_regular(path: Path, rel: str, limit: int = MAX_BYTES) -> tuple[bytes | None, list["Problem"]]:
+    """At most `limit` bytes of a regular file; a symlink, folder, FIFO or device is refused
     (never followed, never blocked on, never read without bound)."""
     from .loader import Problem
     try:
@@ -74,18 +74,18 @@ def _read_regular(path: Path, rel: str) -> tuple[bytes | None, list["Problem"]]:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None, [Problem(rel, "", "is not a regular file")]
-        raw = os.read(fd, MAX_BYTES + 1)
+        raw = os.read(fd, limit + 1)
     finally:
         os.close(fd)
-    if len(raw) > MAX_BYTES:
-        return None, [Problem(rel, "", f"file is over {MAX_BYTES} bytes, the limit")]
+    if len(raw) > limit:
+        return None, [Problem(rel, "", f"file is over {limit} bytes, the limit")]
     return raw, []
 
 
 def read_yaml(path: Path, rel: str) -> tuple[Any, list["Problem"]]:
     """Parse one YAML file; return (data, problems)."""
     from .loader import Problem
-    raw, probs = _read_regular(path, rel)
+    raw, probs = read_regular(path, rel)
     if raw is None:
         return None, probs
     return parse_yaml(raw, rel)

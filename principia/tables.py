@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from .safeyaml import read_regular
 from .schema import TABLE_KEY_RE as TABLE_RE, Strict
 
 __all__ = ["Column", "TableMeta", "Table", "load_table", "load_tables", "tables_digest",
@@ -172,10 +173,9 @@ def _read_csv(root: Path, rel: str) -> tuple[str | None, list[Any]]:
     path, why = _safe_file(root, rel)
     if path is None:
         return None, [_problem(rel, "", why)]
-    size = path.stat().st_size
-    if size > MAX_CSV_BYTES:
-        return None, [_problem(rel, "", f"file is {size} bytes; the limit is {MAX_CSV_BYTES}")]
-    raw = path.read_bytes()
+    raw, probs = read_regular(path, rel, MAX_CSV_BYTES)  # one bounded, non-following read
+    if raw is None:
+        return None, probs
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError as e:
