@@ -143,7 +143,7 @@ def child_main(task: Any, reply_path: str, out_path: str, lifeline: Any) -> None
         from principia.registry import bind, resolve
         fn = resolve(task.verifier, task.root or None)
         extra = {"tables": task.tables} if task.tables is not None else {}
-        kwargs = bind(fn, task.params, device=task.device, **extra)
+        kwargs = bind(fn, task.params, device=task.device, budget_scale=task.budget_scale, **extra)
         ev = fn(**kwargs)
         if not isinstance(ev, Evidence):
             raise TypeError(f"verifier returned {type(ev).__name__}, expected principia.evidence.Evidence")

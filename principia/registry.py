@@ -31,7 +31,8 @@ __all__ = ["PACKAGE", "spec_problem", "module_path", "use_package", "resolve", "
 
 PACKAGE = "verifiers"
 # Filled in by the engine, never by a claim.
-INJECTED = ("device", "tables")  # tables: the rows of a published claim's transcribed tables
+INJECTED = ("device", "tables", "budget_scale")  # tables: a published claim's transcribed rows;
+# budget_scale: `verify --budget-scale`, multiplies a budgeted claim's FLOPs (a bigger machine)
 _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

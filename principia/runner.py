@@ -42,6 +42,7 @@ class Task:
     timeout: float
     tier: str = "fast"
     device: str = "cpu"
+    budget_scale: float = 1.0  # `verify --budget-scale`: FLOP budgets × this (1: as declared)
     threads: int = 1
     mem_limit: int = DEFAULT_MEM_LIMIT
     root: str = ""  # the knowledge base's folder: its verifiers are imported from here

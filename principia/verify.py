@@ -113,6 +113,19 @@ def plan(kb: KnowledgeBase, ids: list[str], tier: str, device: str, force: bool,
     return out
 
 
+def _run_on(device: str, budget_scale: float) -> str:
+    """What the inputs key records of where a claim ran: the device, and a budget scale unless 1
+    (so results recorded before budgets existed keep their keys)."""
+    return device if budget_scale == 1 else f"{device}|budget×{budget_scale:g}"
+
+
+def _last_duration(store: ResultStore, cid: str, tier: str) -> float:
+    """Seconds the claim's recorded result took (0 when none): runs are scheduled longest first."""
+    old = store.fetch(cid, tier) or {}
+    d = (old.get("provenance") or {}).get("duration_s")
+    return float(d) if isinstance(d, (int, float)) else 0.0
+
+
 def _tables_hash(root: Path, claim: Claim) -> str:
     """A published claim's transcribed tables are inputs: editing one re-verifies the claim."""
     if not claim.tables:
@@ -164,6 +177,7 @@ def _provenance(root: Path, p: Plan, tier: str, device: str, res: TaskResult | N
         "inputs_key": p.key, "claim_hash": p.claim_h[:16], "code_hash": p.code_h[:16],
         "commit": commit, "dirty": dirty, "versions": versions(), "engine": ENGINE,
         "tier": tier, "device": (res.device_desc if res and res.device_desc else device),
+        "budget_scale": res.task.budget_scale if res else 1.0,
         "duration_s": round(res.duration_s, 3) if res else 0.0,
         "peak_rss_mib": round(res.peak_rss / 2**20, 1) if res else 0.0,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -190,15 +204,20 @@ def _reported(evidence: dict[str, Any] | None) -> dict[str, Any]:
 def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fast", jobs: int = 1,
            force: bool = False, device: str = "cpu", shard: tuple[int, int] | None = None,
            results_dir: Path | str | None = None, mem_limit: int = DEFAULT_MEM_LIMIT,
-           timeout_scale: float = 1.0,
+           timeout_scale: float = 1.0, budget_scale: float = 1.0,
            on_event: Callable[[str, str, dict[str, Any] | None], None] | None = None,
            kb: KnowledgeBase | None = None) -> list[dict[str, Any]]:
-    """Verify the chosen claims; return one summary row per claim (`kb`: already loaded)."""
+    """Verify the chosen claims; return one summary row per claim (`kb`: already loaded).
+
+    budget_scale multiplies the FLOP budget of every claim whose verifier takes one (a bigger
+    machine trains bigger ladders); it is part of the inputs key and of the provenance."""
+    if not (0 < budget_scale < float("inf")):
+        raise ValueError(f"budget_scale must be a positive number (got {budget_scale})")
     root = Path(root).resolve()
     kb = kb if kb is not None and kb.root == root else load_kb(root)
     store = ResultStore(results_dir or root / "results")
     chosen = select(kb, ids, shard)
-    plans = plan(kb, chosen, tier, device, force, store)
+    plans = plan(kb, chosen, tier, _run_on(device, budget_scale), force, store)
     emit = on_event or (lambda *a: None)
     rows: list[dict[str, Any]] = []
 
@@ -227,7 +246,8 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
         else:
             threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
             task = Task(p.claim_id, p.claim.verifier, p.claim.tier_params(tier),
-                        p.claim.timeout(tier) * timeout_scale, tier, device, threads, mem_limit, str(root))
+                        p.claim.timeout(tier) * timeout_scale, tier, device, budget_scale, threads,
+                        mem_limit, str(root))
             try:
                 task.tables = task_tables(root, p.claim)
             except ValueError as e:  # a malformed transcription: an error result, not a traceback
@@ -235,6 +255,7 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
                 continue
             tasks.append(task)
             by_id[p.claim_id] = p
+    tasks.sort(key=lambda t: -_last_duration(store, t.claim_id, tier))  # longest first: less idle
     for res in run_tasks(tasks, jobs, on_start=lambda t: emit("start", t.claim_id, None)):
         record(by_id[res.task.claim_id], res)
     return rows

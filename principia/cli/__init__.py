@@ -122,7 +122,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"error: no claim with id {e.args[0]}", file=sys.stderr)
         return 2
     rows = verify(root, args.ids or None, tier=args.tier, jobs=args.jobs, force=args.force,
-                  device=device, shard=shard, results_dir=args.results,
+                  device=device, shard=shard, results_dir=args.results, budget_scale=args.budget_scale,
                   on_event=_Progress(n, args.quiet), kb=kb)
     wall = time.monotonic() - t0
     if args.json:
@@ -177,6 +177,17 @@ def cmd_new(args: argparse.Namespace) -> int:
     return scaffold(_root(args), args.id, topic=args.topic, section=args.section)
 
 
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0 (a clear usage error otherwise, not a traceback)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0 < x < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0 (got {text})")
+    return x
+
+
 def _new_epilog(root: Path = Path(".")) -> str:
     """The topics and sections `principia new` accepts, read from the knowledge base here."""
     from ..scaffold import sections, topics
@@ -204,6 +215,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="verifiers run at once (default 2)")
     p.add_argument("--force", action="store_true", help="re-run even when inputs are unchanged")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--budget-scale", type=_positive, default=1.0, metavar="X",
+                   help="multiply every claim's FLOP budget by X (a bigger machine trains bigger "
+                        "ladders; recorded with the result; default 1)")
     p.add_argument("--shard", help="i/n: run every n-th claim starting at the i-th (default: from "
                    "SLURM_ARRAY_TASK_ID/_COUNT inside an sbatch --array job)")
     p.add_argument("--results", help="results folder (default: results/)")
