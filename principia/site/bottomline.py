@@ -36,14 +36,18 @@ def tier_badges(v: ClaimView, sep: str = " · ") -> str:
 
 
 def scale_text(v: ClaimView) -> str:
-    """'up to 1.6k params, 2.1M tokens; data: synthetic Zipf' from result['scale'], else ''."""
+    """'1.2k–160k params, up to 2.1M tokens; data: text:…' (or 'up to 160k params, …' without a
+    smallest size) from result['scale'], else ''."""
     s = v.extra("scale")
     parts = []
-    if isinstance(s.get("max_params"), (int, float)) and s["max_params"]:
-        parts.append(f"{fmt_si(s['max_params'])} params")
+    num = lambda k: isinstance(s.get(k), (int, float)) and not isinstance(s.get(k), bool) and s[k] > 0
+    if num("max_params"):
+        low = f"{fmt_si(s['min_params'])}–" if num("min_params") and s["min_params"] < s["max_params"] else ""
+        parts.append(f"{low}{fmt_si(s['max_params'])} params")
     if isinstance(s.get("max_tokens"), (int, float)) and s["max_tokens"]:
         parts.append(f"{fmt_si(s['max_tokens'])} tokens")
-    text = "up to " + ", ".join(parts) if parts else ""
+    text = ", ".join(parts)
+    text = ("tested at " if num("min_params") else "up to ") + text if text else ""
     data = [str(d) for d in s.get("data") or [] if d]
     if data:
         text += ("; " if text else "") + "data: " + ", ".join(data)

@@ -148,3 +148,13 @@ def test_dashboard_lists_tiers_that_disagree(kb_copy):
     dash = (_pages(kb_copy) / "dashboard.md").read_text()
     listed = dash.split("## Tiers that disagree", 1)[1].split("##", 1)[0]
     assert "fixture-closed" in listed and "not explained" in listed
+
+
+def test_a_ladder_shows_its_range_of_sizes(kb_copy):
+    """With the ladder's smallest model recorded, the box says 'tested at <min>–<max> params'."""
+    path, r = _result(kb_copy, "fixture-run.fast.json")
+    r["scale"] = {"max_params": 160_000, "min_params": 1200, "max_tokens": 3_000_000,
+                  "data": ["text:cpython-source", "markov:V64"]}
+    path.write_text(json.dumps(r))
+    page = (_pages(kb_copy) / "claims" / "fixture-run.md").read_text()
+    assert "tested at 1.2k–160k params, 3M tokens; data: text:cpython-source, markov:V64" in page

@@ -64,9 +64,11 @@ def replication(data_draws: int, seeds: int, reason: str) -> dict:
     return {"data_draws": int(data_draws), "seeds": int(seeds), "reason": reason}
 
 
-def scale(max_params: int, max_tokens: int, data: Sequence[str]) -> dict:
-    """Evidence.scale: the largest model and token count trained, and the data sources' names."""
-    return {"max_params": int(max_params), "max_tokens": int(max_tokens), "data": list(data)}
+def scale(max_params: int, max_tokens: int, data: Sequence[str], min_params: int | None = None) -> dict:
+    """Evidence.scale: the largest model and token count trained, the data sources' names, and
+    (for a ladder) the smallest model, so the page can say 'tested at 1.2k–160k params'."""
+    out = {"max_params": int(max_params), "max_tokens": int(max_tokens), "data": list(data)}
+    return out if min_params is None else {**out, "min_params": int(min_params)}
 
 
 def recorded(ev, replication: dict, scale: dict):
