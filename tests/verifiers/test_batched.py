@@ -137,3 +137,20 @@ def test_module_stack_trains_a_tied_gpt_as_torch_adamw_does():
                [4], [0.1])
     torch.manual_seed(0)
     assert tr.array("loss")[:, 0] == pytest.approx(_alone(GPT(cfg), data, 1e-2, 4, 0.1), abs=1e-5)
+
+
+def test_trace_records_each_member_only_while_it_trains():
+    """Rows of loss, grad norm and lr hold a member's values for its own steps and NaN after it
+    left; an lr callable that refills one buffer each step is recorded step by step."""
+    steps, buf = [5, 2, 4], torch.zeros(3)
+
+    def lr(s):
+        return buf.fill_(1e-3 * (s + 1))
+    stack = MLPStack(16, 2, 8, [8] * 3, 1, [0, 1, 2], "cpu")
+    tr = train(stack, BatchedAdamW(stack, (0.9, 0.95)), _batch([_data(5, s) for s in range(3)]),
+               lr, steps, [0.0] * 3)
+    for i, n in enumerate(steps):
+        assert tr.array("lr")[:n, i] == pytest.approx([1e-3 * (s + 1) for s in range(n)], rel=1e-6)
+        for name in ("loss", "grad_norm", "lr"):
+            assert np.isfinite(tr.array(name)[:n, i]).all() and np.isnan(tr.array(name)[n:, i]).all()
+    assert tr.array("loss").shape == (5, 3) and not tr.diverged.any()

@@ -108,8 +108,8 @@ class BatchedAdamW:
         self.m, self.v = self.m[list(idx)], self.v[list(idx)]
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor, weight_decay: torch.Tensor) -> None:
-        """lr, weight_decay: (K,) per member; a member with lr 0 does not move."""
+    def step(self, lr: torch.Tensor, weight_decay: torch.Tensor | None) -> None:
+        """lr, weight_decay: (K,) per member (None: no decay); a member with lr 0 does not move."""
         p, g, b1, b2 = self.stack.flat, self.stack.grad, *self.betas
         r = lr.to(p).view(-1, 1)
         self.t += 1
@@ -117,11 +117,12 @@ class BatchedAdamW:
             self.m.mul_(b1).add_(g)
             p.sub_(r * self.m)
             return
-        p.mul_(1 - r * weight_decay.to(p).view(-1, 1))
+        if weight_decay is not None:
+            p.mul_(1 - r * weight_decay.to(p).view(-1, 1))
         self.m.lerp_(g, 1 - b1)
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (self.v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
-        p.sub_((r / (1 - b1 ** self.t)) * self.m / denom)
+        denom = self.v.sqrt().div_(math.sqrt(1 - b2 ** self.t)).add_(self.eps)
+        p.sub_(self.m.mul(r / (1 - b1 ** self.t)).div_(denom))  # in place: torch's order, no copies
 
 
 def member_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -164,7 +165,8 @@ def lr_table(peaks: Sequence[float], steps: Sequence[int], schedule: str, warmup
     """lr(step) -> (K,): member i follows ``lr_at`` over its own run of steps[i]."""
     table = torch.tensor([[lr_at(s, n, peak, schedule, warmup, None, min_ratio) if s < n else 0.0
                            for peak, n in zip(peaks, steps)] for s in range(max(steps))])
-    return lambda step: table[step]
+    rows = table.unbind(0)
+    return rows.__getitem__
 
 
 Batch = Callable[[int, list[int]], tuple[torch.Tensor, torch.Tensor]]
@@ -177,7 +179,7 @@ def _step(stack, opt, inp, tgt, lr, wd, clip, aux, alive, loss):
     total = ce + aux(logits) if aux else ce
     alive &= torch.isfinite(total.detach())
     stack.grad.zero_()
-    torch.where(alive, total, torch.zeros_like(total)).sum().backward()
+    torch.where(alive, total, 0.0).sum().backward()
     gn = stack.grad.norm(dim=1)
     scale = alive.to(gn.dtype)
     if clip:
@@ -195,11 +197,20 @@ def _drop(stack: Stack, opt: BatchedAdamW, active: list[int], done: list[int]) -
     return [active[j] for j in keep]
 
 
-def _record(tr: Trace, K: int, active: list[int], **rows: torch.Tensor) -> None:
-    for name, val in rows.items():
-        row = np.full(K, np.nan)
-        row[active] = val.cpu().numpy()
-        getattr(tr, name).append(row)
+def _trace(K: int, rows: list[tuple]) -> Trace:
+    """(active, CE, grad norm, lr) per step -> Trace: one conversion per run of steps that share
+    an active list, not three numpy rows a step."""
+    tr, n = Trace(), len(rows)
+    for f, name in enumerate(("loss", "grad_norm", "lr"), start=1):
+        out, a = np.full((n, K), np.nan), 0
+        while a < n:
+            act, b = rows[a][0], a
+            while b < n and rows[b][0] is act:
+                b += 1
+            out[a:b, act] = torch.stack([r[f] for r in rows[a:b]]).cpu().numpy()
+            a = b
+        setattr(tr, name, list(out))
+    return tr
 
 
 def train(stack: Stack, opt: BatchedAdamW, batch: Batch, lr: Callable[[int], torch.Tensor],
@@ -213,16 +224,19 @@ def train(stack: Stack, opt: BatchedAdamW, batch: Batch, lr: Callable[[int], tor
     stop every member; `on_done(done, active)` just before members `done` (positions in `active`)
     leave the batch (at the end of their run, or at a stop). `loss(logits, targets)` -> (K,)."""
     K, dev = stack.K, stack.flat.device
-    wd_all = torch.tensor(list(weight_decay), dtype=stack.flat.dtype, device=dev)
+    wd_all = torch.tensor(list(weight_decay), dtype=stack.flat.dtype, device=dev) \
+        if any(weight_decay) else None  # no decay: p·1 is p, so skip it
     active, alive = list(range(K)), torch.ones(K, dtype=torch.bool, device=dev)
-    tr = Trace()
+    idx, wd, rows = None, wd_all, []  # idx None while every member is active: no gathers
     for step in range(max(steps)):
-        idx = torch.tensor(active, device=dev)
         inp, tgt = batch(step, active)
-        lrs, live = lr(step).to(dev)[idx], alive[idx]
-        logits, ce, gn = _step(stack, opt, inp, tgt, lrs, wd_all[idx], clip, aux, live, loss)
-        alive[idx] = live
-        _record(tr, K, active, loss=ce, grad_norm=gn, lr=lrs)
+        lrs, live = lr(step).to(dev), alive
+        if idx is not None:
+            lrs, live = lrs[idx], alive[idx]
+        logits, ce, gn = _step(stack, opt, inp, tgt, lrs, wd, clip, aux, live, loss)
+        if idx is not None:
+            alive[idx] = live
+        rows.append((active, ce, gn, lrs.clone() if idx is None else lrs))
         stop = bool(on_step(step, logits, active)) if on_step else False
         done = list(range(len(active))) if stop else \
             [j for j, i in enumerate(active) if steps[i] == step + 1]
@@ -232,5 +246,8 @@ def train(stack: Stack, opt: BatchedAdamW, batch: Batch, lr: Callable[[int], tor
             break
         if done:
             active = _drop(stack, opt, active, done)
+            idx = torch.tensor(active, device=dev)
+            wd = wd_all[idx] if wd_all is not None else None
+    tr = _trace(K, rows)
     tr.diverged = ~alive.cpu().numpy()
     return tr
