@@ -64,7 +64,7 @@ def _problems_for(root: Path, item: dict[str, Any]) -> list[list[str]]:
 
 
 def falsifier_problems(kb: KnowledgeBase) -> list[Problem]:
-    """A numeric claim must be able to fail: closed-form claims declare at least one falsifier."""
+    """A testable claim must be able to fail: every kind but 'open' declares at least one falsifier."""
     return [Problem(kb.files[cid], "falsify", f"kind '{c.kind}' needs at least one 'falsify' entry: "
                     "perturbed params under which the claim must come out refuted")
             for cid, c in sorted(kb.claims.items()) if c.kind in NUMERIC_KINDS and not c.falsify]

@@ -18,8 +18,9 @@ __all__ = [
 
 KINDS = ("closed", "run", "dist", "open", "published")
 TODO = "TODO:"  # the marker `principia new` leaves in a stub; a claim holding one is not finished
-# Kinds whose verifier computes in closed form: cheap to perturb, so a falsifier is required.
-NUMERIC_KINDS = ("closed", "published")
+# Testable kinds (everything but 'open'): each must declare a falsifier, a perturbed setting under
+# which its verifier refutes it, so that a claim that cannot come out refuted is caught.
+NUMERIC_KINDS = ("closed", "published", "run", "dist")
 TIERS = ("fast", "full")
 ID_RE = r"^[a-z0-9][a-z0-9-]{1,63}$"
 VERIFIER_RE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"

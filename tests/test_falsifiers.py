@@ -1,4 +1,4 @@
-"""Every numeric claim can fail: `check` requires a falsifier and checks the part it names."""
+"""Every testable claim can fail: `check` requires a falsifier and checks the part it names."""
 from __future__ import annotations
 
 from principia.check import check
@@ -10,6 +10,24 @@ def test_closed_claim_without_falsifier_is_rejected(kb_root):
     write_claim(kb_root, "no-falsifier", claim_text().replace('falsify: [{params: {}, why: "a fixture: never run"}]\n', ""))
     problems = [str(p) for p in check(kb_root, import_verifiers=False).problems]
     assert any("no-falsifier.yaml" in p and "falsify" in p for p in problems), problems
+
+
+def test_run_claim_without_falsifier_is_rejected(kb_root):
+    """A run claim (trained, not closed-form) with no `falsify` entry is rejected too."""
+    text = claim_text().replace("kind: closed", "kind: run").replace(
+        'falsify: [{params: {}, why: "a fixture: never run"}]\n', "")
+    write_claim(kb_root, "run-no-falsifier", text)
+    problems = [str(p) for p in check(kb_root, import_verifiers=False).problems]
+    assert any("run-no-falsifier.yaml" in p and "falsify" in p and "'run'" in p for p in problems), problems
+
+
+def test_open_claim_needs_no_falsifier(kb_root):
+    """An open claim, which has no verifier to perturb, is not asked for a falsifier."""
+    text = claim_text().replace("kind: closed", "kind: open").replace(
+        'falsify: [{params: {}, why: "a fixture: never run"}]\n', "")
+    write_claim(kb_root, "open-no-falsifier", text)
+    problems = [str(p) for p in check(kb_root, import_verifiers=False).problems]
+    assert not any("open-no-falsifier.yaml" in p and "falsify" in p for p in problems), problems
 
 
 def test_falsifier_part_must_name_a_checks_part(kb_root):

@@ -271,9 +271,9 @@ def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
     """Parallel vs sequential blocks: FLOPs and parameters by count, time of the fused form,
     and final loss of tiny GPTs trained from the same init and data."""
     flops_ratio, param_ratio = _flops_and_params(64, 4, 32)
-    with one_thread(device):
+    with one_thread(device):  # the timing, and tiny GPTs that a second CPU thread only slows (20× under load)
         ratios, gap = _block_speedups(d_model, n_head, T, batch, repeats, iters, seeds[0], device)
-    q = _quality(seeds, steps, train_d_model, train_layers, 4, train_T, train_batch, V, device)
+        q = _quality(seeds, steps, train_d_model, train_layers, 4, train_T, train_batch, V, device)
     m = {
         "flops_ratio": Measure(flops_ratio, note="counted forward FLOPs, parallel / sequential"),
         "param_ratio": Measure(param_ratio, note="parameters that receive gradients"),

@@ -22,6 +22,7 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.types import Frac, Pos, PosInt, Seeds
 
 from verifiers.lab.data import MarkovSource, blend_sources, with_rows
+from verifiers.lab.measure import one_thread
 from verifiers.lab.stacks import mlp_params
 from verifiers.lab.tuning import recorded, replication, scale
 from verifiers.lab.mixtures import Pools, eval_tokens, expected_ce, mixture_stream, mlp_stack, train_tokens
@@ -50,13 +51,15 @@ def data_diversity(V: PosInt, K: PosInt, alpha: Pos, support: PosInt, lam: Frac,
         streams.append(mixture_stream(pools, s, train, np.ones(K), steps, B))  # mixture
         members += [s, s]  # same initial weights for the pair
     model = mlp_stack(members, V, d_emb, d_hidden)
-    train_tokens(model, torch.stack(streams), steps, lr)  # data (M, steps, B, T+1)
     def score(d: int) -> np.ndarray:  # expected CE of every member on domain d of its family
         srcs = [fams[i // 2][d] for i in range(len(members))]
         toks = torch.stack([eval_tokens(src, m, d, 128, T) for src, m in zip(srcs, members)])
         return expected_ce(model, toks, srcs)
 
-    return recorded(_diversity_evidence(score(K), score(0), np.array([f[K].entropy for f in fams]), seeds, steps * B * T, K, lam),
+    with one_thread("cpu"):  # matrices this small: a second thread only contends (14× slower under load)
+        train_tokens(model, torch.stack(streams), steps, lr)  # data (M, steps, B, T+1)
+        held, own = score(K), score(0)
+    return recorded(_diversity_evidence(held, own, np.array([f[K].entropy for f in fams]), seeds, steps * B * T, K, lam),
                     replication(len(seeds), 1, "each seed redraws its family of K + 1 Markov domains, its "
                                 "token streams and the initialisation shared by the single/mixture pair"),
                     scale(mlp_params(V, 2, d_emb, d_hidden, 1), steps * B * T, [f"markov-family:V{V}-K{K}-order2"]))
@@ -117,12 +120,13 @@ def domain_pretraining(V_common: PosInt, V_rare: PosInt, alpha: Pos, lam: Frac, 
             streams.append(mixture_stream(pools, s, [gen, dom], np.array([1 - share, share]), steps, B))
             members.append(s)
     model = mlp_stack(members, V, d_emb, d_hidden)
-    train_tokens(model, torch.stack(streams), steps, lr)
     R = len(recipes)
     out = {}
-    for which, idx in (("general", 0), ("domain", 1)):
-        toks = torch.stack([eval_tokens(pairs[m][idx], m, idx, 128, T) for m in members])
-        out[which] = expected_ce(model, toks, [pairs[m][idx] for m in members]).reshape(-1, R)
+    with one_thread("cpu"):  # matrices this small: a second thread only contends
+        train_tokens(model, torch.stack(streams), steps, lr)
+        for which, idx in (("general", 0), ("domain", 1)):
+            toks = torch.stack([eval_tokens(pairs[m][idx], m, idx, 128, T) for m in members])
+            out[which] = expected_ce(model, toks, [pairs[m][idx] for m in members]).reshape(-1, R)
     rare_mass = float(np.mean([pairs[s][0].pi @ pairs[s][0].P[:, V_common:].sum(1) for s in seeds]))
     notes = [f"Domain entropy {np.mean([pairs[s][1].entropy for s in seeds]):.3f}, "
              f"general entropy {np.mean([pairs[s][0].entropy for s in seeds]):.3f} nats."]

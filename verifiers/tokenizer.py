@@ -16,6 +16,7 @@ from principia.types import PosInt, Seeds
 from verifiers.lab import bpe as libbpe
 from verifiers.lab import bytebpe
 from verifiers.lab.stacks import mlp_params
+from verifiers.lab.text import NAME as TEXT
 from verifiers.lab.tuning import recorded, replication, scale
 
 __all__ = ["is_mixed", "is_word_variant", "bpe_compression", "bpe_category_split", "vocab_undertraining"]
@@ -46,11 +47,17 @@ def is_word_variant(tok: bytes, vocab: set[bytes]) -> bool:
     return any(lead + w in vocab or w in vocab for w in runs)
 
 
+def _slices(n_first: int, n_next: int, first: str, then: str) -> str:
+    """Where the two texts come from, with their byte counts (the corpus name carries none)."""
+    return (f"Corpus {TEXT}: the {first} is the first {n_first:,} bytes of the standard library's "
+            f"top-level *.py files (sorted), the {then} the next {n_next:,} bytes.")
+
+
 def _fixed_text(n_train: int, n_test: int) -> tuple[dict, dict]:
     """Replication and scale of a deterministic tokenizer count on one fixed text (no model)."""
     return (replication(1, 0, "deterministic: BPE trained and counted on one fixed slice of the "
                               "Python stdlib sources; no randomness, so no seeds or data draws"),
-            scale(0, n_train, [f"python-stdlib:{n_train}+{n_test}-bytes"]))
+            scale(0, n_train, [TEXT]))
 
 
 def _corpus(n_train: int, n_test: int) -> tuple[bytes, bytes]:
@@ -93,7 +100,8 @@ def bpe_compression(n_train: PosInt, n_test: PosInt,
     table = [{"V": V, "tokens_per_byte": t, "gain_from_previous": (g if i else None)}
              for i, (V, t, g) in enumerate(zip(Vs, tpb, [0.0] + gains))]
     return recorded(Evidence(measured, figures=[fig], table=table,
-                    notes=[f"Gains per doubling: {', '.join(f'{g:.4f}' for g in gains)} tokens/byte."]),
+                    notes=[f"Gains per doubling: {', '.join(f'{g:.4f}' for g in gains)} tokens/byte.",
+                           _slices(n_train, n_test, "tokenizer text", "held-out text")]),
                     *_fixed_text(n_train, n_test))
 
 
@@ -135,7 +143,9 @@ def bpe_category_split(n_train: PosInt, n_test: PosInt,
               "learned": r["learned"], "heldout_tokens_per_byte": r["tpb"]} for s, r in rows.items()]
     return recorded(Evidence(measured, figures=[fig], table=table,
                     notes=["Word variants learnt without the split: " + ", ".join(
-                        repr(e) for e in ws["examples"])]), *_fixed_text(n_train, n_test))
+                        repr(e) for e in ws["examples"]),
+                        _slices(n_train, n_test, "tokenizer text", "held-out text")]),
+                    *_fixed_text(n_train, n_test))
 
 
 def _lm_embedding_movement(ids: np.ndarray, V: int, seeds: list[int], steps: int, device: str,
@@ -210,10 +220,11 @@ def vocab_undertraining(n_tok: PosInt, n_lm: PosInt, vocab_sizes: list[int], k: 
     table = [{"V": v, "rare_share": r, "median_occurrences": m} for v, r, m in zip(Vs, rare_frac, median_occ)]
     return recorded(Evidence(measured, figures=_rare_figures(Vs, rare_frac, median_occ, k, n_tok, n_lm), table=table,
                     seeds=list(seeds), notes=[f"V={V}: {len(rare)} rare and {len(frequent)} frequent entries; "
-                                              f"LM text = {len(ids):,} tokens."]),
+                                              f"LM text = {len(ids):,} tokens.",
+                                              _slices(n_tok, n_lm, "tokenizer text", "LM training text")]),
                     replication(1, len(seeds), "one fixed slice of the Python stdlib sources (the counts are "
                                 "deterministic); seeds vary the LM's initialisation and its sampled windows"),
-                    scale(mlp_params(len(cnt), 2, 16, 32, 1), steps * 16 * 16, [f"python-stdlib:{n_tok}+{n_lm}-bytes"]))
+                    scale(mlp_params(len(cnt), 2, 16, 32, 1), steps * 16 * 16, [TEXT]))
 
 
 def _rare_figures(Vs, rare_frac, median_occ, k: int, n_tok: int, n_lm: int) -> list[Figure]:

@@ -101,3 +101,10 @@ def test_category_split_and_undertraining_report_replication_and_scale():
                                          steps=2, seeds=[0, 1]))
     assert (ev.replication["data_draws"], ev.replication["seeds"]) == (1, 2) and ev.replication["reason"]
     assert ev.scale["max_params"] > 300 * 32 and ev.scale["max_tokens"] == 2 * 16 * 16
+
+
+def test_tokenizer_claims_name_the_real_corpus_and_give_its_byte_counts():
+    """The data is recorded as the real corpus (`text:`), the slices' byte counts in the notes."""
+    ev = tk.bpe_category_split(**params("bpe-category-split", n_train=5000, n_test=2000, V=300))
+    assert ev.scale["data"] == ["text:cpython-source"]
+    assert any("5,000 bytes" in n and "2,000 bytes" in n for n in ev.notes), ev.notes
