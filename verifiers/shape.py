@@ -110,8 +110,8 @@ def _seed_stats(runs: dict[int, ShapeRun], small: ShapeRun, depths: list[int], L
     out = {"spread": (A.max(0) - A.min(0)) / gain, "worst": (all_adj.max(0) - all_adj.min(0)) / gain,
            "gain": gain, "opt": opt, "edge": np.minimum(opt - logL.min(), logL.max() - opt),
            "levine": opt - math.log2(levine_depth_threshold(ref.N)), "adj": adj}
-    if 1 in runs and min_layers > 1:
-        out["one_layer"] = (adj[1] - A.min(0)) / gain
+    if 1 in runs and max(depths) > 1:  # Kaplan Fig. 6: one layer against the best deeper model
+        out["one_layer"] = (adj[1] - np.stack([adj[L] for L in depths if L > 1]).min(0)) / gain
     return out
 
 
