@@ -20,9 +20,11 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.types import Pos, PosInt, Seeds
 
 from .lab.data import MarkovSource
-from .lab.feeds import markov_eval
-from .lab.shapes import ShapeRun, fit_gpt, train_shape, train_tuned, width_for_depth
-from .lab.tuning import nested_seed, recorded, replication, scale
+from .lab.feeds import markov_eval, member_eval
+from .lab.gpt import GPTConfig
+from .lab.stacks import GPTStack
+from .lab.shapes import ShapeRun, fit_gpt, train_shape, width_for_depth
+from .lab.tuning import Layout, nested_seed, recorded, replication, scale
 
 # What the replication of these runs is: the evidence's replication.reason.
 STREAMS = ("one fixed Markov source of known entropy; each seed draws its own token stream and "
@@ -58,18 +60,40 @@ def _vertex(logL: np.ndarray, y: np.ndarray) -> float:
     return float(logL[int(np.argmin(y))])
 
 
+def _tuned(L: int, d: int, n_head: int, src: MarkovSource, draws: list[int], seeds: list[int],
+           steps: int, B: int, T: int, lr_grid: list[float], evals: dict[int, torch.Tensor],
+           device: str) -> dict[int, ShapeRun]:
+    """One shape at every peak of `lr_grid` for every (draw, seed) in one stack; per replicate the
+    best peak on its own draw's evaluation tokens is kept -> {draw: ShapeRun}. The lab's
+    `train_tuned` with a per-replicate evaluation set: the draws train at once, not in turn."""
+    reps = [(dr, s) for dr in draws for s in seeds]
+    lay = Layout(1, len(reps), tuple(lr_grid))
+    members = lay.members()
+    cfg = GPTConfig(vocab_size=src.V, n_ctx=T, n_layer=L, d_model=d, n_head=n_head)
+    net = GPTStack(cfg, [nested_seed(*reps[r]) for _, r, _ in members], device)
+    curves = fit_gpt(net, src, [reps[r][0] for _, r, _ in members], steps, B, T,
+                     [g for _, _, g in members], device)
+    loss = member_eval(net, src, torch.stack([evals[reps[r][0]] for _, r, _ in members]))
+    pick = lay.choose(loss)[0]  # (replicates,) member indices
+    out = {}
+    for j, dr in enumerate(draws):
+        mine = pick[j * len(seeds):(j + 1) * len(seeds)]
+        out[dr] = ShapeRun(L, d, net.non_embedding_params(), loss[mine], curves[:, mine].mean(axis=1),
+                           [float(members[i][2]) for i in mine])
+    return out
+
+
 def _sweep(depths: list[int], d_ref: int, L_ref: int, n_head: int, size_factor: float,
            src: MarkovSource, steps: int, B: int, T: int, lr_grid: list[float], seeds: list[int],
-           streams: list[int], eval_tokens: torch.Tensor,
-           device: str) -> tuple[dict[int, ShapeRun], ShapeRun]:
+           draws: list[int], evals: dict[int, torch.Tensor],
+           device: str) -> dict[int, tuple[dict[int, ShapeRun], ShapeRun]]:
     """Every depth at the reference N, and the reference depth at N / size_factor, each at its
-    own best peak rate per replicate."""
-    args = (steps, B, T, lr_grid, eval_tokens, device)
-    runs = {L: train_tuned(L, width_for_depth(L, d_ref, L_ref, n_head), n_head, src, seeds, streams,
-                           *args) for L in depths}
+    own best peak rate per replicate -> {draw: (runs by depth, small model)}."""
+    args = (src, draws, seeds, steps, B, T, lr_grid, evals, device)
+    runs = {L: _tuned(L, width_for_depth(L, d_ref, L_ref, n_head), n_head, *args) for L in depths}
     d_small = n_head * max(1, round(d_ref / math.sqrt(size_factor) / n_head))
-    small = train_tuned(L_ref, d_small, n_head, src, seeds, streams, *args)
-    return runs, small
+    small = _tuned(L_ref, d_small, n_head, *args)
+    return {dr: ({L: runs[L][dr] for L in depths}, small[dr]) for dr in draws}
 
 
 def _seed_stats(runs: dict[int, ShapeRun], small: ShapeRun, depths: list[int], L_ref: int,
@@ -86,8 +110,8 @@ def _seed_stats(runs: dict[int, ShapeRun], small: ShapeRun, depths: list[int], L
     out = {"spread": (A.max(0) - A.min(0)) / gain, "worst": (all_adj.max(0) - all_adj.min(0)) / gain,
            "gain": gain, "opt": opt, "edge": np.minimum(opt - logL.min(), logL.max() - opt),
            "levine": opt - math.log2(levine_depth_threshold(ref.N)), "adj": adj}
-    if 1 in runs and min_layers > 1:
-        out["one_layer"] = (adj[1] - A.min(0)) / gain
+    if 1 in runs and max(depths) > 1:  # Kaplan Fig. 6: one layer against the best deeper model
+        out["one_layer"] = (adj[1] - np.stack([adj[L] for L in depths if L > 1]).min(0)) / gain
     return out
 
 
@@ -133,11 +157,12 @@ def shape_sweep(depths: list[int], d_ref: PosInt, L_ref: PosInt, n_head: PosInt,
     """
     depths = sorted(set(int(L) for L in depths) | {int(L_ref)})
     src = MarkovSource(V=V, order=order, alpha=alpha, seed=source_seed)
+    evals = {d: src.sample(eval_seqs, T + 1, np.random.default_rng(1000 * source_seed + d + 7))[:, :-1]
+             for d in data_draws}
+    swept = _sweep(depths, d_ref, L_ref, n_head, size_factor, src, steps, B, T, lr_grid, list(seeds),
+                   list(data_draws), evals, device)
     stats, table, first = {}, [], None
-    for d in data_draws:
-        ev = src.sample(eval_seqs, T + 1, np.random.default_rng(1000 * source_seed + d + 7))[:, :-1]
-        runs, small = _sweep(depths, d_ref, L_ref, n_head, size_factor, src, steps, B, T, lr_grid,
-                             [nested_seed(d, s) for s in seeds], [d] * len(seeds), ev, device)
+    for d, (runs, small) in swept.items():
         stats[d] = _seed_stats(runs, small, depths, L_ref, size_factor, min_layers)
         table += _table(d, runs, small, stats[d]["adj"], src.entropy, size_factor)
         first = first or (runs, small, stats[d])

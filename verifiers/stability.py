@@ -69,15 +69,16 @@ def _grad_norms_at_init(norm, init, L, d, n_head, srcs, draws, members, B, T) ->
     return np.stack([stack.p(f"blocks.{i}.mlp.proj.weight").grad.flatten(1).norm(dim=1).numpy() for i in range(L)])
 
 
-def _train_arms(srcs, evs, draws, seeds, init, L, d, n_head, lr, warmup, steps, B, T) -> dict:
+def _train_arms(srcs, evs, draws, seeds, norms, init, L, d, n_head, lr, warmup, steps, B, T) -> dict:
     """Final expected CE and training curves of the four arms (norm × warm-up); one stack per
-    placement, its members the runs without and then with warm-up (same init and data)."""
+    arm ('pre', 'post': placements norms[0], norms[1]), its members the runs without and then with
+    warm-up (same init and data)."""
     members = members_of(len(draws), seeds, repeat=2)
     n, K = len(members) // 2, len(members)
     no_wu, wu = (lr_table([lr] * n, [steps] * n, "cosine", w) for w in (0, warmup))
     out = {}
-    for norm in ("pre", "post"):
-        stack = _stack(norm, init, L, d, n_head, srcs[0].V, T, draws, members)
+    for norm, placed in zip(("pre", "post"), norms):
+        stack = _stack(placed, init, L, d, n_head, srcs[0].V, T, draws, members)
         tr = train(stack, BatchedAdamW(stack, betas=(0.9, 0.95)), draw_batches(srcs, draws, members, B, T, soft=True),
                    lambda t: torch.cat([no_wu(t), wu(t)]), [steps] * K, [0.0] * K)
         ce, loss = np.nan_to_num(draw_eval(stack, srcs, members, evs), nan=math.log(srcs[0].V)), tr.array("loss")
@@ -85,26 +86,28 @@ def _train_arms(srcs, evs, draws, seeds, init, L, d, n_head, lr, warmup, steps, 
     return out
 
 
-def _norm_runs(draws, seeds, init, L, d, n_head, lr, warmup, steps, B, B_init, T, V, order, alpha, eval_seqs):
-    """Gradient norms at init ({(init, norm): (L, runs)}), final CE per arm ({arm: (runs,)}) and
-    the arms' training curves, runs = draws × seeds."""
+def _norm_runs(draws, seeds, norms, init, L, d, n_head, lr, warmup, steps, B, B_init, T, V, order, alpha,
+               eval_seqs):
+    """Gradient norms at init ({(init, arm): (L, runs)}), final CE per arm ({arm: (runs,)}) and
+    the arms' training curves, runs = draws × seeds; arm 'pre' is placed norms[0], 'post' norms[1]."""
     srcs = [MarkovSource(V=V, order=order, alpha=alpha, seed=int(s)) for s in draws]
     evs = [src.sample(eval_seqs, T + 1, np.random.default_rng(int(s) + 7))[:, :-1] for src, s in zip(srcs, draws)]
     members = members_of(len(draws), seeds)
-    g = {(i, n): _grad_norms_at_init(n, i, L, d, n_head, srcs, draws, members, B_init, T)
-         for i in (init, "lab") for n in ("pre", "post")}
-    arms = _train_arms(srcs, evs, draws, seeds, init, L, d, n_head, lr, warmup, steps, B, T)
+    g = {(i, n): _grad_norms_at_init(placed, i, L, d, n_head, srcs, draws, members, B_init, T)
+         for i in (init, "lab") for n, placed in zip(("pre", "post"), norms)}
+    arms = _train_arms(srcs, evs, draws, seeds, norms, init, L, d, n_head, lr, warmup, steps, B, T)
     return g, {k: ce for k, (ce, _) in arms.items()}, {k: c for k, (_, c) in arms.items()}
 
 
-def pre_norm(L: PosInt, d: PosInt, n_head: PosInt, init: str, lr: Pos, warmup: PosInt, steps: PosInt,
-             B: PosInt, B_init: PosInt, T: PosInt, V: PosInt, order: PosInt, alpha: Pos,
+def pre_norm(norms: list[str], L: PosInt, d: PosInt, n_head: PosInt, init: str, lr: Pos, warmup: PosInt,
+             steps: PosInt, B: PosInt, B_init: PosInt, T: PosInt, V: PosInt, order: PosInt, alpha: Pos,
              data_draws: Seeds, seeds: Seeds, eval_seqs: PosInt) -> Evidence:
     """Pre-LN vs post-LN: gradient norms per layer at init, and training at a high peak LR with
     and without warm-up (Xiong et al. 2020, Fig. 3 and Thm. 1; §3.2 on warm-up). Plus the seed's
-    table of published models checked against their papers."""
-    g, final, curves = _norm_runs(data_draws, seeds, init, L, d, n_head, lr, warmup, steps, B, B_init, T, V,
-                                  order, alpha, eval_seqs)
+    table of published models checked against their papers. `norms` places the two arms
+    (['pre', 'post']; a falsifier gives both the same placement)."""
+    g, final, curves = _norm_runs(data_draws, seeds, norms, init, L, d, n_head, lr, warmup, steps, B, B_init, T,
+                                  V, order, alpha, eval_seqs)
     measured = {**_training_measures(final, steps, lr, warmup), **_init_measures(g, init), **_table_measures()}
     layers = list(range(1, L + 1))
     gi = {n: g[(init, n)] for n in ("pre", "post")}

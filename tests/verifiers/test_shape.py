@@ -103,3 +103,13 @@ def test_shape_sweep_measures_every_quantity():
                 "optimum_edge_octaves", "one_layer_excess", "optimum_vs_levine_octaves"):
         assert ev.measured[key].finite(), key
     assert ev.seeds == [0, 1] and ev.figures
+
+
+def test_a_draw_measures_the_same_whichever_draws_train_beside_it():
+    """Draws train in one stack, yet each draw's losses are those it has when swept alone."""
+    kw = dict(depths=[1, 2], d_ref=8, L_ref=2, n_head=2, size_factor=4.0, min_layers=2, V=8, order=2,
+              alpha=0.1, source_seed=0, steps=3, B=4, T=8, lr_grid=[1e-2, 2e-2], seeds=[0, 1],
+              eval_seqs=8, device="cpu")
+    rows = lambda ev: {(r["n_layer"], r["d_model"]): r["loss_mean"] for r in ev.table if r["draw"] == 1}
+    both, alone = shape.shape_sweep(data_draws=[0, 1], **kw), shape.shape_sweep(data_draws=[1], **kw)
+    assert rows(both) == pytest.approx(rows(alone), abs=1e-6)

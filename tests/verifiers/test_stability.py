@@ -61,13 +61,24 @@ def test_xavier_init_gives_unit_norm_embeddings():
     assert float(norms.mean()) == pytest.approx(1.0, rel=0.1)
 
 
+TINY_NORM = dict(L=2, d=8, n_head=2, init="xavier", lr=0.03, warmup=2, steps=6, B=4, B_init=8, T=6, V=5, order=1,
+                 alpha=0.5, data_draws=[0, 1], seeds=[0, 1], eval_seqs=8)
+
+
 def test_pre_norm_reports_the_warm_up_arms():
     """A tiny run measures warm-up's gain for both placements, paired over draws and seeds."""
-    ev = stability.pre_norm(L=2, d=8, n_head=2, init="xavier", lr=0.03, warmup=2, steps=6, B=4, B_init=8, T=6,
-                            V=5, order=1, alpha=0.5, data_draws=[0, 1], seeds=[0, 1], eval_seqs=8)
+    ev = stability.pre_norm(**TINY_NORM, norms=["pre", "post"])
     for key in ("warmup_gain_post", "warmup_gain_pre", "warmup_need_post_minus_pre", "grad_growth_post"):
         assert ev.measured[key].finite() and ev.measured[key].n == 4, key
     assert ev.replication["data_draws"] == 2
+
+
+def test_one_placement_in_both_arms_leaves_no_gap():
+    """Both arms post-LN (the falsifier): same init and data, so every paired difference is zero."""
+    m = stability.pre_norm(**TINY_NORM, norms=["post", "post"]).measured
+    for key in ("final_loss_gap_post_minus_pre", "warmup_need_post_minus_pre"):
+        assert (m[key].value, m[key].lo, m[key].hi) == (0.0, 0.0, 0.0), key
+    assert m["last_layer_grad_post_over_pre"].value == 1.0
 
 
 def test_grad_clipping_reports_seeds_on_one_fixed_surface():
@@ -76,3 +87,12 @@ def test_grad_clipping_reports_seeds_on_one_fixed_surface():
     ev = stability.grad_clipping(**params("grad-clipping", n_inits=8, gd_steps=3, T=5, seeds=[0, 1]))
     assert (ev.replication["data_draws"], ev.replication["seeds"]) == (1, 2) and ev.replication["reason"]
     assert ev.scale == {"max_params": 2, "max_tokens": 0, "data": ["none:one-unit-rnn"]}
+
+
+def test_a_threshold_no_gradient_reaches_leaves_steps_unclipped():
+    """Clipping at 10^40 × the median norm (the falsifier) never rescales: both arms step alike."""
+    from tests.verifiers.claims import params
+    m = stability.grad_clipping(**params("grad-clipping", n_inits=64, gd_steps=20, seeds=[0, 1],
+                                         threshold_rel=1.0e40)).measured
+    assert m["catapult_rate_clipped"].value == m["catapult_rate_unclipped"].value
+    assert m["setback_rate_reduction"].value == 0.0
