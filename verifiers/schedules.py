@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples, interval_over_draws
 from principia.types import Frac, NonNeg, Pos, PosInt, Seeds
@@ -25,7 +24,7 @@ from .lab.text import NAME as TEXT_NAME, TextSource
 from .lab.train import lr_at
 from .lab.mup import MuAdam, mu_ensemble
 from .lab.tuning import Layout, nested_seed, recorded, replication, scale
-from .lab.sweeps import STREAMS, adam, ci_exp, diverged_as, ensemble, grid, per_config_lr, source
+from .lab.sweeps import adam, ci_exp, diverged_as, ensemble, grid, source
 
 __all__ = ["lr_vs_model_size", "cosine_vs_noam", "cosine_period", "GPT3_TABLE"]
 
