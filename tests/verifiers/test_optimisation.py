@@ -14,6 +14,8 @@ from verifiers import optimisation as opt
 from verifiers import schedules as sched
 from verifiers.lab.data import MarkovSource
 from verifiers.lab.batched import BatchedAdamW, member_ce
+from verifiers.lab.budget import gpt_family
+from verifiers.lab.lm import LMSetting, heldout, train_lm
 from verifiers.lab.pairs import PairSampler, all_contexts, population_loss, weighted_ce
 from verifiers.lab.stacks import ClassifierStack, NGramStack
 from verifiers.lab.noise import (best_lr, best_value, fit_critical_batch, noise_scale,
@@ -202,17 +204,54 @@ def test_short_cosine_cycle_holds_its_minimum():
     assert sched._cosine_hold(80, T, peak, 0.5, 5, 0.1) == pytest.approx(0.1)
     assert sched._cosine_hold(49, T, peak, 0.5, 5, 0.1) > 0.1
     assert sched._cosine_hold(30, T, peak, 1.0, 5, 0.1) == lr_at(30, T, peak, "cosine", 5, min_ratio=0.1)
-    assert sched._cosine_hold(90, T, peak, 0.0, 5, 0.1) == peak
+
+
+GPT_KW = dict(sources=["text", "markov"], warmup_frac=0.1, text_bytes=200_000, held_out_frac=0.1,
+              V=8, order=1, alpha=0.5, support=3, n_layer=1, n_head=2, d_max=16, T=8, batch=4,
+              betas=[0.9, 0.95], steps=6, eval_seqs=8, data_draws=[0, 1], seeds=[0], device="cpu")
 
 
 def test_schedule_verifier_is_deterministic_and_paired():
-    """A tiny cosine-vs-Noam run repeats exactly and reports one paired difference per seed."""
-    kw = dict(peak_grid=[0.01, 0.03], warmup_frac=0.05, cosine_min_ratio=0.0, V=16, order=2,
-              alpha=0.5, support=4, source_seed=0, d_hidden=16, B=64, steps=40, seeds=[0, 1],
-              device="cpu")
+    """A tiny cosine-vs-Noam run on both sources repeats exactly, one tuned gap per draw."""
+    kw = dict(GPT_KW, peak_grid=[0.003, 0.01, 0.03], cosine_min_ratio=0.0, flops=2e8)
     a, b = sched.cosine_vs_noam(**kw), sched.cosine_vs_noam(**kw)
-    m = a.measured["noam_minus_cosine"]
-    assert m.n == 2 and m.finite()
-    assert a.measured["noam_minus_cosine"].samples == b.measured["noam_minus_cosine"].samples
-    assert a.figures and a.seeds == [0, 1]
-    assert a.replication["data_draws"] == 2 and a.scale["max_tokens"] == 40 * 64
+    for k in ("text", "markov"):
+        m = a.measured[f"tuned_noam_minus_tuned_cosine_{k}"]
+        assert m.n == 2 and m.finite()
+        assert m.samples == b.measured[f"tuned_noam_minus_tuned_cosine_{k}"].samples
+    assert a.replication["data_draws"] == 2 and a.scale["max_tokens"] == 6 * 4 * 8
+    assert a.scale["data"] == ["text:cpython-source", "markov:V8-order1"]
+
+
+def test_schedule_model_grows_with_the_budget():
+    """The same tier on a 20× budget trains a larger GPT (sizes come from the budget)."""
+    kw = dict(GPT_KW, peak_grid=[0.01, 0.03, 0.1], cosine_min_ratio=0.0, flops=2e7, d_max=64,
+              sources=["markov"])
+    small = sched.cosine_vs_noam(**kw).scale["max_params"]
+    big = sched.cosine_vs_noam(**kw, budget_scale=20.0).scale["max_params"]
+    assert big > 4 * small
+
+
+def test_a_matched_cycle_of_rates_is_the_lab_cosine():
+    """Training at the per-step rates of a 1× cycle gives train_lm's cosine result exactly, and a
+    cycle that holds a zero minimum from the start leaves the loss where it began."""
+    src = MarkovSource(V=8, order=1, alpha=0.5, seed=1)
+    cfg = gpt_family(8, 8, 1, 2, 8)[-1].cfg
+    setting = LMSetting(4, 8, (0.9, 0.95), 0.0, "cosine", 2, 0.1, 8)
+    win = heldout(src, 8, 8, seed=3)
+    ref = train_lm(cfg, src, setting, [10, 10], [0.01, 0.03], [4, 5], [6, 7], "cpu", win).loss
+    rates = sched._period_rates([1.0], [0.01, 0.03], 1, 10, 2, 0.1)
+    np.testing.assert_allclose(sched._train_at_rates(cfg, src, setting, rates, [4, 5], [6, 7], "cpu",
+                                                     win), ref, rtol=1e-5)
+    still = sched._train_at_rates(cfg, src, setting, torch.zeros(10, 1), [4], [6], "cpu", win)
+    np.testing.assert_allclose(still, train_lm(cfg, src, setting, [10], [0.0], [4], [6], "cpu",
+                                               win).loss, rtol=1e-6)
+
+
+def test_cosine_period_reports_both_sources():
+    """The best cycle and the paired gaps are measured per source over draws."""
+    ev = sched.cosine_period(**dict(GPT_KW, multipliers=[0.5, 1.0, 1.5, 2.0], min_ratio=0.1,
+                                    peak_grid=[0.01, 0.03, 0.1], flops=4e8))
+    for k in ("text", "markov"):
+        assert ev.measured[f"best_multiplier_{k}"].n == 2
+        assert ev.measured[f"longer_minus_matched_{k}"].finite()

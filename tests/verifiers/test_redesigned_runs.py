@@ -24,12 +24,17 @@ def test_critical_batch_size_compares_widths_at_equal_loss():
 
 
 def test_lr_vs_model_size_has_both_parametrisations():
-    """SP and μP slopes are both reported, per draw."""
+    """SP and μP slopes on Markov and the SP slope on real text are reported, per draw."""
     ev = schedules.lr_vs_model_size(gpt3_lr=[6e-4, 3e-4], gpt3_d_model=[768, 1024], V=6, order=2,
                                     alpha=0.5, support=3, data_draws=[0, 1], widths=[8, 16],
                                     n_layers=2, B=8, steps=10, warmup_frac=0.1,
-                                    lr_grid=[0.01, 0.03, 0.1], seeds=[0], device="cpu")
+                                    lr_grid=[0.01, 0.03, 0.1], seeds=[0], text_bytes=200_000,
+                                    held_out_frac=0.1, text_flops=2e8, text_sizes=2, text_span=0.5,
+                                    gpt_layers=1, n_head=2, d_max=32, T=8, text_batch=4, text_steps=6,
+                                    text_lr_grid=[0.003, 0.01, 0.03], eval_seqs=8, device="cpu")
     assert ev.measured["slope_lr_vs_width"].finite() and ev.measured["slope_lr_vs_width_mup"].finite()
+    assert ev.measured["slope_lr_vs_width_text"].n == 2
+    assert ev.scale["data"] == ["markov:V6-order2", "text:cpython-source"]
 
 
 def test_isoflop_reports_both_counts_of_n_and_chinchilla_ratio():
