@@ -13,13 +13,12 @@ import torch
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples, interval_over_draws
 from principia.types import Frac, NonNeg, Pos, PosInt, Seeds
 
-from .lab.batched import BatchedAdamW, train
 from .lab.budget import Shape, fit_ladder, gpt_family, scaled
 from .lab.data import MarkovSource
-from .lab.lm import LMSetting, _feed as lm_feed, heldout, heldout_loss, train_lm
+from .lab.lm import LMSetting, heldout, train_lm
 from .lab.noise import best_lr, best_value, loglog_slope
 from .lab.pairs import fit_pairs
-from .lab.stacks import GPTStack, mlp_params
+from .lab.stacks import mlp_params
 from .lab.text import NAME as TEXT_NAME, TextSource
 from .lab.train import lr_at
 from .lab.mup import MuAdam, mu_ensemble
@@ -226,12 +225,9 @@ def _train_at_rates(cfg, src, setting: LMSetting, rates: torch.Tensor, seeds: Se
                     streams: Sequence[int], device: str, windows: torch.Tensor) -> np.ndarray:
     """``lm.train_lm`` with per-step rates (steps, K) in place of an lr_at schedule by name (for
     schedules lr_at cannot write, such as a cosine cycle that holds its minimum) -> (K,) loss."""
-    stack = GPTStack(cfg, seeds, device)
     K = len(seeds)
-    train(stack, BatchedAdamW(stack, setting.betas), lm_feed(src, streams, setting.batch, setting.T,
-                                                             device),
-          lambda step: rates[step], [len(rates)] * K, [setting.weight_decay] * K)
-    return heldout_loss(stack, windows).numpy()
+    return train_lm(cfg, src, setting, [len(rates)] * K, [0.0] * K, seeds, streams, device, windows,
+                    rates=lambda step: rates[step]).loss
 
 
 def _gpt_scale(shapes: dict, tokens: int, sources: Sources) -> dict:

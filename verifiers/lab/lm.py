@@ -15,7 +15,7 @@ each reads its own stream (numpy Generator ``stream_seed``), so members are inde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from .batched import BatchedAdamW, Trace, lr_table, member_ce, train
 from .gpt import GPTConfig
 from .stacks import GPTStack
 
-__all__ = ["LMSetting", "LMRun", "train_lm", "heldout", "heldout_loss"]
+__all__ = ["LMSetting", "LMRun", "train_lm", "heldout", "heldout_loss", "member_feed"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def heldout_loss(stack: GPTStack, windows: torch.Tensor, chunk: int = 32) -> tor
     return total / len(windows)
 
 
-def _feed(train_src, streams: Sequence[int], B: int, T: int, device):
+def member_feed(train_src, streams: Sequence[int], B: int, T: int, device):
     """batch(step, active): B fresh windows per member from its own stream each step."""
     rngs = [np.random.default_rng(int(s)) for s in streams]
 
@@ -85,9 +85,12 @@ def _feed(train_src, streams: Sequence[int], B: int, T: int, device):
 
 def train_lm(cfg: GPTConfig, train_src, setting: LMSetting, steps: Sequence[int],
              lrs: Sequence[float], seeds: Sequence[int], streams: Sequence[int], device: str,
-             windows: torch.Tensor, eval_at: Sequence[int] = ()) -> LMRun:
+             windows: torch.Tensor, eval_at: Sequence[int] = (),
+             rates: Callable[[int], torch.Tensor] | None = None) -> LMRun:
     """Train len(seeds) members of shape `cfg`; member i: init seed seeds[i], data stream
-    streams[i], peak rate lrs[i], steps[i] steps. Scored on `windows` (see ``heldout``)."""
+    streams[i], peak rate lrs[i], steps[i] steps. Scored on `windows` (see ``heldout``).
+    `rates(step) -> (K,)` replaces the setting's named schedule (for schedules ``lr_at`` cannot
+    write, e.g. a cosine cycle that holds its minimum); `lrs` then only label the members."""
     K = len(seeds)
     if not (len(steps) == len(lrs) == len(streams) == K):
         raise ValueError("steps, lrs, seeds and streams need one entry per member")
@@ -104,9 +107,9 @@ def train_lm(cfg: GPTConfig, train_src, setting: LMSetting, steps: Sequence[int]
         for j in done:
             end[active[j]] = loss[j]
 
-    trace = train(stack, BatchedAdamW(stack, setting.betas), _feed(train_src, streams, setting.batch,
+    trace = train(stack, BatchedAdamW(stack, setting.betas), member_feed(train_src, streams, setting.batch,
                                                                    setting.T, device),
-                  lr_table(lrs, steps, setting.schedule, setting.warmup, setting.min_ratio),
+                  rates or lr_table(lrs, steps, setting.schedule, setting.warmup, setting.min_ratio),
                   steps, [setting.weight_decay] * K, on_step=on_step, on_done=on_done)
     return LMRun(stack.non_embedding_params(), [s * setting.tokens_per_step for s in steps], end,
                  curve, trace)
