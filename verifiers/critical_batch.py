@@ -69,6 +69,11 @@ def _bcrit(B_grid: list[int], S: np.ndarray) -> list[float]:
     return out
 
 
+def _efficiency(B1: int, S1: float, B2: int, S2: float) -> float:
+    """Scaling efficiency of a pair; NaN unless both batches reached the target."""
+    return scaling_efficiency(B1, S1, B2, S2) if math.isfinite(S1) and math.isfinite(S2) else math.nan
+
+
 def _draw(rungs: list, c: Corpus, gpt: dict, p: dict, seeds: list[int], device: str) -> dict:
     """Every per-seed quantity of one draw of one source."""
     B_grid = p["B_grid"]
@@ -82,7 +87,7 @@ def _draw(rungs: list, c: Corpus, gpt: dict, p: dict, seeds: list[int], device: 
     size = {i: _bcrit(B_grid, _steps_to(cv[i], equal)) for i in (0, 1)}
     at_max, L_max = cv[1][-1]
     S = len(seeds)
-    eff = lambda i, j: [scaling_efficiency(B_grid[i], St[i, tight, s], B_grid[j], St[j, tight, s])
+    eff = lambda i, j: [_efficiency(B_grid[i], St[i, tight, s], B_grid[j], St[j, tight, s])
                         for s in range(S)]
     return {
         "targets": targets, "equal": equal, "St": St, "bcrit": bc, "size": size,
