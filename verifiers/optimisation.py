@@ -151,6 +151,8 @@ def _slopes(L: np.ndarray, Bs: np.ndarray, floor: float) -> tuple[float, float, 
     """d log B_simple / d log L, the same against L − floor, and log(B_end/B_start) of one
     member's checkpoints (a non-positive B_simple estimate is dropped)."""
     ok = np.isfinite(L) & (Bs > 0)
+    if ok.sum() < 3:
+        return math.nan, math.nan, math.nan
     red = loglog_slope(L[ok] - floor, Bs[ok]) if math.isfinite(floor) else math.nan
     return loglog_slope(L[ok], Bs[ok]), red, math.log(Bs[ok][-1] / Bs[ok][0])
 

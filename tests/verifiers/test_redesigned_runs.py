@@ -5,16 +5,16 @@ from verifiers import batch_lr, compute_optimal, critical_batch, schedules
 
 DATA = {"markov": {"V": 6, "order": 2, "alpha": 0.5, "support": 3},
         "text": {"held_out_frac": 0.1, "train_bytes": 60000, "val_bytes": 20000}}
-GPT = {"T": 8, "n_layer": 1, "n_head": 2, "d_max": 16, "betas": [0.9, 0.95], "weight_decay": 0.0,
+GPT = {"T": 8, "n_layer": 1, "n_head": 2, "d_max": 8, "betas": [0.9, 0.95], "weight_decay": 0.0,
        "eval_seqs": 8}
 
 
 def test_batch_allows_lr_reports_both_designs_over_draws():
     """Both slopes and their gap are finite on both sources; replication counts draws; the scale
     names the text corpus and the Markov source and the model the budget affords."""
-    ev = batch_lr.batch_allows_lr(data=DATA, sources=["text", "markov"], gpt=GPT, flops=2e8,
-                                  B_grid=[2, 8], lr_grid=[0.003, 0.01, 0.03], fixed_steps=4,
-                                  examples=256, data_draws=[0, 1], seeds=[0], device="cpu")
+    ev = batch_lr.batch_allows_lr(data=DATA, sources=["text", "markov"], gpt=GPT, flops=6e7,
+                                  B_grid=[2, 4], lr_grid=[0.003, 0.01, 0.03], fixed_steps=3,
+                                  examples=64, data_draws=[0, 1], seeds=[0], device="cpu")
     for kind in ("text", "markov"):
         for key in ("slope_fixed_steps", "slope_equal_examples", "slope_gap"):
             assert ev.measured[f"{key}_{kind}"].finite() and ev.measured[f"{key}_{kind}"].n == 2
@@ -27,8 +27,8 @@ def test_critical_batch_size_compares_two_sizes_at_equal_loss():
     """The size comparison is a log2 ratio over draws between the two budgeted sizes, which are
     span decades apart."""
     ev = critical_batch.critical_batch_size(
-        data=DATA, sources=["markov"], gpt=GPT, flops=1e9, n_sizes=2, span=0.5, B_grid=[2, 8, 32],
-        steps=[60, 20, 10], n_evals=5, lr_ref=0.01, B_ref=8, lr_exponent=0.5,
+        data=DATA, sources=["markov"], gpt=GPT, flops=3e8, n_sizes=2, span=0.5, B_grid=[2, 8, 32],
+        steps=[30, 10, 5], n_evals=5, lr_ref=0.01, B_ref=8, lr_exponent=0.5,
         lr_factors=[1.0, 2.0], target_fracs=[0.5, 0.4], size_target_frac=0.5, data_draws=[0, 1],
         seeds=[0], device="cpu")
     m = ev.measured["log2_bcrit_size_ratio_markov"]
