@@ -38,8 +38,8 @@ def _plan_tokens(p: dict, T: int, runs: int) -> int:
 
 def _curves(cfg, c: Corpus, gpt: dict, B: int, steps: int, p: dict, seeds: list[int],
             device: str) -> tuple[list[int], np.ndarray]:
-    """Held-out loss at n_evals evenly spaced steps -> (eval steps, (E, n_lr, S) losses)."""
-    at = sorted({max(1, round(steps * i / p["n_evals"])) for i in range(1, p["n_evals"] + 1)})
+    """Held-out loss at n_evals log-spaced steps -> (eval steps, (E, n_lr, S) losses)."""
+    at = sorted({int(round(x)) for x in np.geomspace(1, steps, p["n_evals"])})  # dense early
     mem = [(lr, s) for lr in _lrs(B, p) for s in seeds]
     run = train_lm(on_source(cfg, c), c.src, lm_setting(gpt, B), [steps] * len(mem),
                    [m[0] for m in mem], [m[1] for m in mem], [m[1] for m in mem], device,
@@ -69,9 +69,14 @@ def _bcrit(B_grid: list[int], S: np.ndarray) -> list[float]:
     return out
 
 
-def _efficiency(B1: int, S1: float, B2: int, S2: float) -> float:
-    """Scaling efficiency of a pair; NaN unless both batches reached the target."""
-    return scaling_efficiency(B1, S1, B2, S2) if math.isfinite(S1) and math.isfinite(S2) else math.nan
+def _end_pairs(B_grid: list[int], St: np.ndarray) -> tuple[float, float]:
+    """Scaling efficiency of the smallest and of the largest neighbouring pair of the batches
+    that reached the target (one seed's steps, (n_B,)); NaN when fewer than two did."""
+    ok = [i for i in range(len(B_grid)) if math.isfinite(St[i])]
+    if len(ok) < 2:
+        return math.nan, math.nan
+    eff = lambda i, j: scaling_efficiency(B_grid[i], St[i], B_grid[j], St[j])
+    return eff(ok[0], ok[1]), eff(ok[-2], ok[-1])
 
 
 def _draw(rungs: list, c: Corpus, gpt: dict, p: dict, seeds: list[int], device: str) -> dict:
@@ -87,11 +92,10 @@ def _draw(rungs: list, c: Corpus, gpt: dict, p: dict, seeds: list[int], device: 
     size = {i: _bcrit(B_grid, _steps_to(cv[i], equal)) for i in (0, 1)}
     at_max, L_max = cv[1][-1]
     S = len(seeds)
-    eff = lambda i, j: [_efficiency(B_grid[i], St[i, tight, s], B_grid[j], St[j, tight, s])
-                        for s in range(S)]
+    ends = [_end_pairs(B_grid, St[:, tight, s]) for s in range(S)]
     return {
         "targets": targets, "equal": equal, "St": St, "bcrit": bc, "size": size,
-        "eff_small": eff(0, 1), "eff_large": eff(-2, -1),
+        "eff_small": [e[0] for e in ends], "eff_large": [e[1] for e in ends],
         "growth": [math.log(bc[tight][s] / bc[loose][s]) for s in range(S)],
         "log2_size": [math.log2(size[1][s] / size[0][s]) for s in range(S)],
         "gap": [min(np.interp(St[-2, tight, s], at_max, L_max[:, f, s]) for f in range(L_max.shape[1]))
@@ -104,22 +108,30 @@ def _measures(runs: dict, p: dict, rungs: list, T: int) -> dict:
     B, N = p["B_grid"], (rungs[0].shape.N, rungs[-1].shape.N)
     out = {}
     for kind, draws in runs.items():
-        by = lambda key: {d: r[key] for d, r in draws.items()}
+        by = lambda key: _finite({d: r[key] for d, r in draws.items()})
         out |= {
             f"scaling_eff_small_{kind}": interval_over_draws(by("eff_small"), note=(
-                f"{kind}: log(S_{B[0]}/S_{B[1]})/log({B[1]}/{B[0]}) at the tighter target: 1 = perfect scaling")),
+                f"{kind}: log(S_B/S_B')/log(B'/B) of the smallest neighbouring pair that reached the tighter target "
+                "(n: draws where two did): 1 = perfect scaling")),
             f"scaling_eff_large_{kind}": interval_over_draws(by("eff_large"), note=(
-                f"{kind}: the same for B = {B[-2]} → {B[-1]} windows")),
+                f"{kind}: the same for the largest such pair (B = {B[-2]} → {B[-1]} windows when both reached it)")),
             f"bcrit_growth_{kind}": exp_over_draws(by("growth"), f"{kind}: B_crit at the tighter over the looser target"),
             f"log2_bcrit_size_ratio_{kind}": interval_over_draws(by("log2_size"), note=(
                 f"{kind}: log₂(B_crit of N = {N[1]} / B_crit of N = {N[0]}) at one loss both reach; "
                 f"the models differ {N[1] / N[0]:.0f}× in N")),
             f"loss_gap_equal_steps_{kind}": interval_over_draws(by("gap"), unit="nats", note=(
                 f"{kind}: loss at B = {B[-1]} minus the tighter target, after the steps B = {B[-2]} needs")),
-            f"bcrit_tokens_{kind}": exp_over_draws({d: [math.log(T * v) for v in r["bcrit"][int(np.argmin(r["targets"]))]]
-                                          for d, r in draws.items()}, f"{kind}: B_crit in tokens at the tighter target"),
+            f"bcrit_tokens_{kind}": exp_over_draws(_finite({d: [math.log(T * v) for v in r["bcrit"][int(np.argmin(r["targets"]))]]
+                                                  for d, r in draws.items()}), f"{kind}: B_crit in tokens at the tighter target"),
         }
     return out
+
+
+def _finite(by_draw: dict) -> dict:
+    """The draws whose every seed gave a finite value (a target some batch never reached leaves
+    a quantity undefined on that draw); all draws when none did, so the NaN is reported."""
+    ok = {d: v for d, v in by_draw.items() if all(math.isfinite(x) for x in v)}
+    return ok or by_draw
 
 
 def critical_batch_size(data: dict, sources: list[str], gpt: dict, flops: Pos, n_sizes: PosInt,
