@@ -1,162 +1,183 @@
-"""The critical batch size on tiny language models: steps and examples to a target loss across
-batch sizes (McCandlish et al. 2018), how B_crit moves with the target and with model size.
+"""The critical batch size on GPT members (McCandlish et al. 2018): steps to a target loss across
+batch sizes, how B_crit moves with the target and with model size, on real text and on a
+known-entropy Markov source.
 
-Each data draw is a fresh Markov source (the independent unit); init seeds nest inside a draw.
-Every (batch size, seed) trains at a small grid of constant Adam rates centred on a
-batch-dependent rate, and steps to a target are read from the best rate.
+Two sizes come from the tier's FLOP budget (``budget.fit_ladder``, fixed token plan, ≥ 30× apart
+in N). Every (size, batch, seed) trains at a small grid of constant Adam rates centred on the √B
+rule (as extra members), and the steps to a target are read from the best rate's held-out curve.
+A target closes all but a fraction of the gap between the uniform guess and the lowest held-out
+loss any run of that size reached on the draw, so one rule serves both sources (text has no
+known entropy).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 
 from principia.evidence import Evidence, Figure, Series, interval_over_draws
 from principia.types import NonNeg, Pos, PosInt, Seeds
 
-from .lab.data import MarkovSource
+from .lab.lm import train_lm
 from .lab.noise import fit_critical_batch, scaling_efficiency, steps_to_target
-from .lab.pairs import fit_pairs
-from .lab.stacks import mlp_params
-from .lab.sweeps import adam, ci_exp, constant_lr, ensemble, grid, source, target
 from .lab.tuning import nested_seed, recorded, replication, scale
+from .optimisation import (DRAWS, Corpus, corpus, corpus_name, exp_over_draws, ladder, ladder_rows,
+                           lm_setting, on_source)
 
 __all__ = ["critical_batch_size"]
 
-DRAWS = ("each data draw is a fresh Markov source (its transition table redrawn) with its own "
-         "token streams; init seeds nest inside a draw")
+
+def _lrs(B: int, p: dict) -> list[float]:
+    """The rate grid at batch B: lr_ref·(B/B_ref)^lr_exponent times each factor."""
+    return [p["lr_ref"] * (B / p["B_ref"]) ** p["lr_exponent"] * f for f in p["lr_factors"]]
 
 
-def _steps_by_batch(src: MarkovSource, seeds: Sequence[int], B: int, lrs: Sequence[float],
-                    targets: Sequence[float], d_hidden: int, max_steps: int, fixed: bool,
-                    device: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Steps to each target (best LR per seed) -> (n_targets, S), and the (T, C, S) loss curves."""
+def _plan_tokens(p: dict, T: int, runs: int) -> int:
+    return runs * len(p["lr_factors"]) * T * sum(B * n for B, n in zip(p["B_grid"], p["steps"]))
+
+
+def _curves(cfg, c: Corpus, gpt: dict, B: int, steps: int, p: dict, seeds: list[int],
+            device: str) -> tuple[list[int], np.ndarray]:
+    """Held-out loss at n_evals log-spaced steps -> (eval steps, (E, n_lr, S) losses)."""
+    at = sorted({int(round(x)) for x in np.geomspace(1, steps, p["n_evals"])})  # dense early
+    mem = [(lr, s) for lr in _lrs(B, p) for s in seeds]
+    run = train_lm(on_source(cfg, c), c.src, lm_setting(gpt, B), [steps] * len(mem),
+                   [m[0] for m in mem], [m[1] for m in mem], [m[1] for m in mem], device,
+                   c.windows, eval_at=at)
+    L = np.stack([run.curve[e] for e in at]).reshape(len(at), len(p["lr_factors"]), len(seeds))
+    return at, np.where(np.isfinite(L), L, np.inf)
+
+
+def _steps_to(cv: list, target: float) -> np.ndarray:
+    """Steps to `target` per (B, seed), at the best rate of each -> (n_B, S)."""
+    return np.array([[min(steps_to_target(at, L[:, f, s], target) for f in range(L.shape[1]))
+                      for s in range(L.shape[2])] for at, L in cv])
+
+
+def _target(cv: list, V: int, frac: float) -> float:
+    """Closes all but `frac` of the gap between ln V and the lowest loss of these runs."""
+    best = min(float(L.min()) for _, L in cv)
+    return best + frac * (math.log(V) - best)
+
+
+def _bcrit(B_grid: list[int], S: np.ndarray) -> list[float]:
+    """B_crit = E_min/S_min per seed (NaN where the fit has no positive S_min and E_min)."""
+    out = []
+    for s in range(S.shape[1]):
+        f = fit_critical_batch(B_grid, S[:, s])
+        out.append(f["B_crit"] if f["E_min"] > 0 and 0 < f["B_crit"] < math.inf else math.nan)
+    return out
+
+
+def _end_pairs(B_grid: list[int], St: np.ndarray) -> tuple[float, float]:
+    """Scaling efficiency of the smallest and of the largest neighbouring pair of the batches
+    that reached the target (one seed's steps, (n_B,)); NaN when fewer than two did."""
+    ok = [i for i in range(len(B_grid)) if math.isfinite(St[i])]
+    if len(ok) < 2:
+        return math.nan, math.nan
+    eff = lambda i, j: scaling_efficiency(B_grid[i], St[i], B_grid[j], St[j])
+    return eff(ok[0], ok[1]), eff(ok[-2], ok[-1])
+
+
+def _draw(rungs: list, c: Corpus, gpt: dict, p: dict, seeds: list[int], device: str) -> dict:
+    """Every per-seed quantity of one draw of one source."""
+    B_grid = p["B_grid"]
+    cv = {i: [_curves(r.shape.cfg, c, gpt, B, n, p, seeds, device) for B, n in zip(B_grid, p["steps"])]
+          for i, r in ((0, rungs[0]), (1, rungs[-1]))}
+    targets = [_target(cv[1], c.V, f) for f in p["target_fracs"]]
+    tight, loose = int(np.argmin(targets)), int(np.argmax(targets))
+    St = np.stack([_steps_to(cv[1], t) for t in targets], 1)  # (n_B, n_targets, S)
+    bc = [_bcrit(B_grid, St[:, t]) for t in range(len(targets))]
+    equal = _target(cv[0], c.V, p["size_target_frac"])  # a loss the smaller model reaches
+    size = {i: _bcrit(B_grid, _steps_to(cv[i], equal)) for i in (0, 1)}
+    at_max, L_max = cv[1][-1]
     S = len(seeds)
-    model, sampler, seed_of = ensemble(src, seeds, len(lrs), d_hidden, device=device)
-    tight = min(targets)
-
-    def done(L: np.ndarray) -> bool:  # every seed has some LR at the tight target
-        return not fixed and bool((grid(L, S) <= tight).any(0).all())
-
-    run = fit_pairs(model, adam(model), src, sampler, seed_of,
-                    constant_lr([l for l in lrs for _ in seeds]), max_steps, B,
-                    max(1, min(20, 640 // B)), stop=done)
-    curves = grid(run.loss, S)
-    steps = np.array([[min(steps_to_target(run.eval_steps, curves[:, c, s], t)
-                           for c in range(len(lrs))) for s in range(S)] for t in targets])
-    return steps, curves, run.eval_steps
-
-
-def _sweep(src, seeds, B_grid, width, targets, p: dict, device: str, fixed_large: bool):
-    """Steps to every target across B_grid -> (n_B, n_targets, S), and each B's loss curves.
-    Batches from B_large up run a fixed number of steps (their whole curve is used) unless
-    `fixed_large` is off; every other run stops once each seed reaches the tightest target."""
-    steps, curves = [], {}
-    for B in B_grid:
-        large = fixed_large and B >= p["B_large"]
-        lrs = [p["lr_centre"] * (B / p["B_ref"]) ** p["lr_exponent"] * f for f in p["lr_factors"]]
-        st, cv, ev = _steps_by_batch(src, seeds, B, lrs, targets, width,
-                                     p["fixed_steps_large"] if large else p["max_steps"], large, device)
-        steps.append(st)
-        curves[B] = (cv, ev)
-    return np.array(steps), curves
-
-
-def _draw(src: MarkovSource, seeds: list[int], p: dict, device: str) -> dict:
-    """Every per-seed quantity of one data draw."""
-    targets = [target(src, f) for f in p["target_fracs"]]
-    tight, B_grid, B_alt = int(np.argmin(targets)), p["B_grid"], p["B_alt"]
-    St, curves = _sweep(src, seeds, B_grid, p["d_hidden"], targets, p, device, True)
-    equal = [target(src, p["size_target_frac"])]  # a loss every width reaches
-    size = {w: _sweep(src, seeds, B_alt, w, equal, p, device, False)[0][:, 0] for w in p["size_widths"]}
-    S = len(seeds)
-    fits = [[fit_critical_batch(B_grid, St[:, t, s]) for s in range(S)] for t in range(len(targets))]
-    bsize = {w: [fit_critical_batch(B_alt, st[:, s])["B_crit"] for s in range(S)] for w, st in size.items()}
-    lo_w, hi_w = min(size), max(size)
-    cv_max, ev_max = curves[B_grid[-1]]
+    ends = [_end_pairs(B_grid, St[:, tight, s]) for s in range(S)]
     return {
-        "targets": targets, "St": St, "size_steps": size, "fits": fits,
-        "eff_small": [scaling_efficiency(B_grid[0], St[0, tight, s], B_grid[1], St[1, tight, s]) for s in range(S)],
-        "eff_large": [scaling_efficiency(B_grid[-2], St[-2, tight, s], B_grid[-1], St[-1, tight, s]) for s in range(S)],
-        "growth": [math.log(fits[tight][s]["B_crit"] / fits[0][s]["B_crit"]) for s in range(S)],
-        "log2_size": [math.log2(bsize[hi_w][s] / bsize[lo_w][s]) for s in range(S)],
-        "gap": [min(np.interp(St[-2, tight, s], ev_max, cv_max[:, c, s]) for c in range(cv_max.shape[1]))
-                - targets[tight] for s in range(S)],
-        "bcrit_tight": [math.log(f["B_crit"]) for f in fits[tight]],
+        "targets": targets, "equal": equal, "St": St, "bcrit": bc, "size": size,
+        "eff_small": [e[0] for e in ends], "eff_large": [e[1] for e in ends],
+        "growth": [math.log(bc[tight][s] / bc[loose][s]) for s in range(S)],
+        "log2_size": [math.log2(size[1][s] / size[0][s]) for s in range(S)],
+        "gap": [min(np.interp(St[-2, tight, s], at_max, L_max[:, f, s]) for f in range(L_max.shape[1]))
+                - targets[tight] if math.isfinite(St[-2, tight, s]) else math.nan for s in range(S)],
+        "curves": cv,
     }
 
 
-def _per_draw_logs(draws: dict, key: str) -> list[float]:
-    """Seed-mean of a log quantity per draw (the draw is the unit of the interval)."""
-    return [float(np.mean(d[key])) for d in draws.values()]
+def _measures(runs: dict, p: dict, rungs: list, T: int) -> dict:
+    B, N = p["B_grid"], (rungs[0].shape.N, rungs[-1].shape.N)
+    out = {}
+    for kind, draws in runs.items():
+        by = lambda key: _finite({d: r[key] for d, r in draws.items()})
+        out |= {
+            f"scaling_eff_small_{kind}": interval_over_draws(by("eff_small"), note=(
+                f"{kind}: log(S_B/S_B')/log(B'/B) of the smallest neighbouring pair that reached the tighter target "
+                "(n: draws where two did): 1 = perfect scaling")),
+            f"scaling_eff_large_{kind}": interval_over_draws(by("eff_large"), note=(
+                f"{kind}: the same for the largest such pair (B = {B[-2]} → {B[-1]} windows when both reached it)")),
+            f"bcrit_growth_{kind}": exp_over_draws(by("growth"), f"{kind}: B_crit at the tighter over the looser target"),
+            f"log2_bcrit_size_ratio_{kind}": interval_over_draws(by("log2_size"), note=(
+                f"{kind}: log₂(B_crit of N = {N[1]} / B_crit of N = {N[0]}) at one loss both reach; "
+                f"the models differ {N[1] / N[0]:.0f}× in N")),
+            f"loss_gap_equal_steps_{kind}": interval_over_draws(by("gap"), unit="nats", note=(
+                f"{kind}: loss at B = {B[-1]} minus the tighter target, after the steps B = {B[-2]} needs")),
+            f"bcrit_tokens_{kind}": exp_over_draws(_finite({d: [math.log(T * v) for v in r["bcrit"][int(np.argmin(r["targets"]))]]
+                                                  for d, r in draws.items()}), f"{kind}: B_crit in tokens at the tighter target"),
+        }
+    return out
 
 
-def _measures(draws: dict, p: dict) -> dict:
-    B_grid, (lo_w, hi_w) = p["B_grid"], (min(p["size_widths"]), max(p["size_widths"]))
-    N = {w: mlp_params(p["V"], p["order"], 16, w, 1) for w in (lo_w, hi_w)}
-    by = lambda key: {d: v[key] for d, v in draws.items()}
-    return {
-        "scaling_eff_small": interval_over_draws(by("eff_small"), note=(
-            f"log(S_{B_grid[0]}/S_{B_grid[1]})/log({B_grid[1]}/{B_grid[0]}): 1 = perfect scaling")),
-        "scaling_eff_large": interval_over_draws(by("eff_large"), note=f"same for B = {B_grid[-2]} → {B_grid[-1]}"),
-        "bcrit_tight": ci_exp(_per_draw_logs(draws, "bcrit_tight"), "examples"),
-        "bcrit_growth": ci_exp(_per_draw_logs(draws, "growth"), note="B_crit at the tight over the loose target"),
-        "log2_bcrit_size_ratio": interval_over_draws(by("log2_size"), note=(
-            f"log₂(B_crit of width {hi_w} / B_crit of width {lo_w}) at the loss closing "
-            f"{1 - p['size_target_frac']:.0%} of the gap, both fitted on "
-            f"B = {p['B_alt']}; the models differ {N[hi_w] / N[lo_w]:.0f}× in parameters")),
-        "param_ratio_size": ci_exp([math.log(N[hi_w] / N[lo_w])], note="N of the widest over the narrowest model"),
-        "loss_gap_equal_steps": interval_over_draws(by("gap"), unit="nats", note=(
-            f"loss at B = {B_grid[-1]} minus the loss B = {B_grid[-2]} reaches, after the same number of steps")),
-    }
+def _finite(by_draw: dict) -> dict:
+    """The draws whose every seed gave a finite value (a target some batch never reached leaves
+    a quantity undefined on that draw); all draws when none did, so the NaN is reported."""
+    ok = {d: v for d, v in by_draw.items() if all(math.isfinite(x) for x in v)}
+    return ok or by_draw
 
 
-def critical_batch_size(V: PosInt, order: PosInt, alpha: Pos, support: int, data_draws: Seeds,
-                        d_hidden: PosInt, size_widths: list[int], size_target_frac: Pos, B_grid: list[int],
-                        B_alt: list[int], B_large: PosInt, lr_centre: Pos, B_ref: PosInt,
-                        lr_exponent: NonNeg, lr_factors: list[float], target_fracs: list[float],
-                        max_steps: PosInt, fixed_steps_large: PosInt, seeds: Seeds,
-                        device: str) -> Evidence:
-    """Steps and examples to a target loss across batch sizes; B_crit = E_min/S_min per draw."""
-    p = {k: v for k, v in locals().items() if k not in ("data_draws", "seeds", "device")}
-    draws = {d: _draw(source(V, order, alpha, support, d), [nested_seed(d, s) for s in seeds], p, device)
-             for d in data_draws}
-    first = draws[data_draws[0]]
-    ev = Evidence(measured=_measures(draws, p), figures=_figures(first, B_grid, B_alt),
-                  table=[{"draw": d, "B": B, "target": round(r["targets"][t], 4), "seed": seeds[s],
-                          "steps": float(r["St"][i, t, s])}
-                         for d, r in draws.items() for i, B in enumerate(B_grid)
-                         for t in range(len(target_fracs)) for s in range(len(seeds))],
-                  notes=[f"Adam, constant rate, best of {len(lr_factors)} rates per batch size and "
-                         f"seed; widths {sorted(size_widths)} compared on B = {B_alt}."],
+def critical_batch_size(data: dict, sources: list[str], gpt: dict, flops: Pos, n_sizes: PosInt,
+                        span: Pos, B_grid: list[int], steps: list[int], n_evals: PosInt,
+                        lr_ref: Pos, B_ref: PosInt, lr_exponent: NonNeg, lr_factors: list[float],
+                        target_fracs: list[float], size_target_frac: Pos, data_draws: Seeds,
+                        seeds: Seeds, device: str, budget_scale: float = 1.0) -> Evidence:
+    """Steps to a target loss across batch sizes; B_crit = E_min/S_min per draw and size."""
+    p = {"B_grid": B_grid, "steps": steps, "n_evals": n_evals, "lr_ref": lr_ref, "B_ref": B_ref,
+         "lr_exponent": lr_exponent, "lr_factors": lr_factors, "target_fracs": target_fracs,
+         "size_target_frac": size_target_frac}
+    T = gpt["T"]
+    rungs = ladder(gpt, flops, budget_scale, n_sizes, span,
+                   _plan_tokens(p, T, len(sources) * len(data_draws) * len(seeds)))
+    runs = {kind: {d: _draw(rungs, corpus(kind, d, data, T, gpt["eval_seqs"]), gpt, p,
+                            [nested_seed(d, s) for s in seeds], device) for d in data_draws}
+            for kind in sources}
+    ev = Evidence(measured=_measures(runs, p, rungs, T), figures=_figures(runs, B_grid, rungs),
+                  table=ladder_rows([rungs[0], rungs[-1]]) + [
+                      {"source": kind, "draw": d, "B": B, "target": round(r["targets"][t], 4),
+                       "seed": seeds[s], "steps": float(r["St"][i, t, s])}
+                      for kind, draws in runs.items() for d, r in draws.items()
+                      for i, B in enumerate(B_grid) for t in range(len(target_fracs))
+                      for s in range(len(seeds))],
+                  notes=[f"Adam at a constant rate, best of {len(lr_factors)} rates per batch size "
+                         f"and seed, centred on {lr_ref}·(B/{B_ref})^{lr_exponent}; B counts windows "
+                         f"of {T} tokens; sizes N = {rungs[0].shape.N} and {rungs[-1].shape.N}."],
                   seeds=list(seeds))
     return recorded(ev, replication(len(data_draws), len(seeds), DRAWS),
-                    scale(mlp_params(V, order, 16, max(size_widths + [d_hidden]), 1),
-                          max_steps * B_grid[0], [f"markov:V{V}-order{order}"]))
+                    scale(rungs[-1].shape.N, max(B * n for B, n in zip(B_grid, steps)) * T,
+                          [corpus_name(k, data) for k in sources]))
 
 
-def _figures(r: dict, B_grid: list[int], B_alt: list[int]) -> list[Figure]:
-    """The first draw's trade-off curves and its steps-vs-batch at every width."""
-    tg, St, fits = r["targets"], r["St"], r["fits"]
-    trade = Figure("Steps and examples to reach the target loss (McCandlish Eq. 2.11; first draw, seed 0)",
-                   "examples processed E = B·S", "optimizer steps S",
-                   [Series(f"target {tg[t]:.3f} nats", np.array(B_grid) * St[:, t, 0], St[:, t, 0], "points")
-                    for t in range(len(tg))]
-                   + [Series(f"fit, target {tg[t]:.3f}", *_hyperbola(fits[t][0]), "dashed")
-                      for t in range(len(tg))],
-                   xscale="log", yscale="log",
-                   caption="Each point is one batch size (best of its rate grid). The dashed "
-                           "curves are S = S_min + E_min/B; B_crit = E_min/S_min.")
-    size = Figure("Steps to the equal-loss target vs batch size, per width (first draw, seed means)",
-                  "batch size B (examples)", "steps S",
-                  [Series(f"width {w}", B_alt, st.mean(1), "points") for w, st in r["size_steps"].items()],
-                  xscale="log", yscale="log")
-    return [trade, size]
-
-
-def _hyperbola(fit: dict[str, float]) -> tuple[list[float], list[float]]:
-    """Points of S = S_min + E_min/B, as (E, S) pairs."""
-    Bs = np.geomspace(1, 1e6, 60)
-    S = fit["S_min"] + fit["E_min"] / Bs
-    return list(Bs * S), list(S)
+def _figures(runs: dict, B_grid: list[int], rungs: list) -> list[Figure]:
+    """Per source, the first draw's steps to each target against the batch (seed 0)."""
+    out = []
+    for kind, draws in runs.items():
+        r = next(iter(draws.values()))
+        out.append(Figure(f"{kind}: steps to the target vs batch (N = {rungs[-1].shape.N}; first draw)",
+                          "batch size B (windows)", "optimizer steps S",
+                          [Series(f"target {t:.3f} nats", B_grid, r["St"][:, i, 0], "points")
+                           for i, t in enumerate(r["targets"])]
+                          + [Series(f"N = {rungs[j].shape.N}, equal-loss target {r['equal']:.3f}",
+                                    B_grid, _steps_to(r["curves"][k], r["equal"])[:, 0], "dashed")
+                             for j, k in ((0, 0), (-1, 1))],
+                          xscale="log", yscale="log",
+                          caption="Each point: the best of the rate grid. S = S_min(1 + B_crit/B) "
+                                  "(McCandlish Eq. 2.11): steps fall as 1/B below B_crit and level off above."))
+    return out

@@ -1,29 +1,103 @@
-"""Batch size, learning rate and schedules, measured on tiny language models.
+"""Batch size and the gradient noise scale, measured on GPT members on two sources.
 
-Every run trains small MLP next-token models together (verifiers.lab.pairs) on an order-2
-Markov source whose entropy is known, and scores them by the exact population loss (entropy + KL),
-so differences between configurations are not hidden by evaluation noise. Configurations are
-paired by seed: the same seed gives the same initial weights and the same data stream.
-Batch sizes B count examples, i.e. predicted tokens.
+The shared set-up of the three batch-size claims (batch-size-vs-loss, batch-allows-lr,
+critical-batch-size) lives here too: GPT members (``verifiers.lab.lm``) trained on both the
+standard library's bytes (``text:cpython-source``) and a Markov source of known entropy, one
+data draw at a time, with the model sizes fitted to the tier's FLOP budget
+(``verifiers.lab.budget``). Batch sizes B count sequences of T tokens; tokens = B·T.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Sequence
+
 import numpy as np
 import torch
 
-from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
+from principia.evidence import Evidence, Figure, Measure, Series, interval_over_draws
 from principia.formulas import KAPLAN
 from principia.types import Pos, PosInt, Seeds
 
+from .lab.batched import BatchedAdamW, lr_table, member_ce, train
+from .lab.budget import Rung, fit_ladder, gpt_family, scaled
 from .lab.data import MarkovSource
+from .lab.gpt import GPTConfig
+from .lab.lm import LMSetting, _feed, heldout, heldout_loss
 from .lab.noise import loglog_slope, noise_scale
-from .lab.pairs import PairSampler, fit_pairs, pair_batches, population_loss
-from .lab.stacks import NGramStack, mlp_params
-from .lab.tuning import recorded, replication, scale
-from .lab.sweeps import STREAMS, adam, ci_exp, constant_lr, ensemble, grid, source
+from .lab.stacks import GPTStack
+from .lab.text import NAME as TEXT_NAME, TextSource
+from .lab.tuning import nested_seed, recorded, replication, scale
 
-__all__ = ["batch_size_vs_loss", "kaplan_bcrit"]
+__all__ = ["batch_size_vs_loss", "kaplan_bcrit", "Corpus", "corpus", "ladder", "lm_setting",
+           "on_source", "corpus_name", "ladder_rows", "exp_over_draws", "DRAWS"]
+
+DRAWS = ("a data draw is a fresh Markov source (its transition table redrawn) with fresh token "
+         "streams, or, on the one text corpus, a fresh sample of training windows (the members' "
+         "streams) and of held-out windows; init seeds nest inside a draw")
+
+
+# ---------------------------------------------------------------- GPT members on both sources
+
+@dataclass(frozen=True)
+class Corpus:
+    """One data draw of one source: training windows, fixed held-out windows, entropy floor."""
+
+    kind: str                 # "text" | "markov"
+    name: str                 # its name in Evidence.scale
+    src: object               # sample(n, T, rng) -> (n, T) int64
+    windows: torch.Tensor     # held-out windows (lm.heldout), shared by every member of the draw
+    V: int
+    entropy: float            # nats per token; NaN on text (unknown)
+
+
+def corpus(kind: str, draw: int, data: dict, T: int, eval_seqs: int) -> Corpus:
+    """Draw `draw` of source `kind` ("text" or "markov"), settings from the claim's `data`."""
+    if kind == "text":
+        d = data["text"]
+        val = TextSource("val", d["held_out_frac"], d["val_bytes"])
+        return Corpus(kind, TEXT_NAME, TextSource("train", d["held_out_frac"], d["train_bytes"]),
+                      heldout(val, eval_seqs, T, seed=draw), TextSource.V, math.nan)
+    if kind != "markov":
+        raise ValueError(f"data source must be 'text' or 'markov' (got {kind!r})")
+    m = data["markov"]
+    src = MarkovSource(V=m["V"], order=m["order"], alpha=m["alpha"], seed=draw,
+                       support=m["support"] or None)
+    return Corpus(kind, corpus_name(kind, data), src,
+                  heldout(src, eval_seqs, T, seed=10_000 + draw), m["V"], src.entropy)
+
+
+def corpus_name(kind: str, data: dict) -> str:
+    """The source's name in Evidence.scale (a real corpus's begins with ``text:``)."""
+    m = data["markov"]
+    return TEXT_NAME if kind == "text" else f"markov:V{m['V']}-order{m['order']}"
+
+
+def ladder(gpt: dict, flops: float, budget_scale: float, n_sizes: int, span: float,
+           tokens: int) -> list[Rung]:
+    """The sizes the budget affords (``budget.fit_ladder`` with a fixed token plan per size),
+    counted on the byte vocabulary (the costlier of the two sources)."""
+    fam = gpt_family(TextSource.V, gpt["T"], gpt["n_layer"], gpt["n_head"], gpt["d_max"])
+    return fit_ladder(scaled(flops, budget_scale), fam, n_sizes, span, tokens=int(tokens))
+
+
+def on_source(cfg: GPTConfig, c: Corpus) -> GPTConfig:
+    """The rung's shape with the source's vocabulary (N, the non-embedding count, is unchanged)."""
+    return dataclasses.replace(cfg, vocab_size=c.V)
+
+
+def lm_setting(gpt: dict, batch: int) -> LMSetting:
+    """Adam at a constant rate (no warm-up, no decay, no weight decay), batch of `batch` windows."""
+    return LMSetting(batch=int(batch), T=gpt["T"], betas=tuple(gpt["betas"]),
+                     weight_decay=gpt["weight_decay"], schedule="constant",
+                     eval_seqs=gpt["eval_seqs"])
+
+
+def ladder_rows(rungs: Sequence[Rung]) -> list[dict]:
+    """The chosen ladder for the evidence table."""
+    return [{"d_model": r.shape.cfg.d_model, "n_layer": r.shape.cfg.n_layer, "N": r.shape.N,
+             "tokens_planned": r.tokens, "flops": r.flops} for r in rungs]
 
 
 # ---------------------------------------------------------------- batch size vs loss
@@ -34,122 +108,134 @@ def kaplan_bcrit(L: float, B_star: float = KAPLAN["B_star"],
     return B_star / L ** (1.0 / alpha_B)
 
 
-def _noise_scales(model: NGramStack, src: MarkovSource, probe: PairSampler, seed_of: torch.Tensor,
-                  b_small: int, n_micro: int) -> torch.Tensor:
-    """B_simple per model: exact |G|² from the population loss, tr Σ from n_micro batches of
-    b_small (their mean is the big batch, b_big = n_micro·b_small; McCandlish App. A.1)."""
-    g = model.grad
-    g.zero_()
-    population_loss(model, src, True).sum().backward()
-    g_sq = g.pow(2).sum(1)
-    mean = torch.zeros_like(g)
-    small_sq = torch.zeros(model.K, device=g.device)
-    batch, loss = pair_batches(model, probe, b_small, seed_of)
+def _b_simple(stack: GPTStack, c: Corpus, T: int, b_small: int, n_micro: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """B_simple of every member in tokens: McCandlish's two-batch estimator (App. A.1) from
+    n_micro batches of b_small windows (their mean is the big batch), windows as the unit."""
+    g, K = stack.grad, stack.K
+    mean, small_sq = torch.zeros_like(g), torch.zeros(K, device=g.device)
     for _ in range(n_micro):
+        w = c.src.sample(b_small, T + 1, rng).to(g.device)
         g.zero_()
-        inp, tgt = batch(0, list(range(model.K)))
-        loss(model(inp), tgt).sum().backward()
+        member_ce(stack(w[None, :, :-1].expand(K, -1, -1)), w[None, :, 1:].expand(K, -1, -1)).sum().backward()
         small_sq += g.pow(2).sum(1) / n_micro
         mean += g / n_micro
     g.zero_()
-    _, _, b_simple = noise_scale(small_sq, mean.pow(2).sum(1), b_small, b_small * n_micro, g_sq)
-    return b_simple.detach().cpu()
+    _, _, bs = noise_scale(small_sq, mean.pow(2).sum(1), b_small, b_small * n_micro)
+    return bs.detach().cpu().numpy() * T
 
 
-def _bsl_sweep(src, seeds, lr_grid, d_hidden, B, steps, n_checks, b_small, n_micro, device):
-    """Constant-LR Adam ensembles; B_simple measured at n_checks evenly spaced steps."""
-    S, C = len(seeds), len(lr_grid)
-    model, sampler, seed_of = ensemble(src, seeds, C, d_hidden, device=device)
-    probe = PairSampler(src, [s + 777 for s in seeds])
-    marks, losses, bs = [], [], []
+def _noise_run(cfg: GPTConfig, c: Corpus, gpt: dict, p: dict, seeds: list[int], draw: int,
+               device: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Constant-rate Adam members (lr_grid × seeds) at batch B; held-out loss and B_simple at
+    n_checks + 1 evenly spaced steps -> (steps, (checks, K) loss, (checks, K) B_simple)."""
+    lrs = [lr for lr in p["lr_grid"] for _ in seeds]
+    members = [s for _ in p["lr_grid"] for s in seeds]
+    stack, st, steps = GPTStack(cfg, members, device), lm_setting(gpt, p["B"]), p["steps"]
+    checks = sorted({round(steps * i / p["n_checks"]) for i in range(p["n_checks"] + 1)})
+    probe, L, Bs = np.random.default_rng(777 + draw), [], []
 
-    def on_eval(step: int, L: torch.Tensor) -> None:
-        marks.append(step)
-        losses.append(L.detach().cpu().numpy())
-        bs.append(_noise_scales(model, src, probe, seed_of, b_small, n_micro).numpy())
-
-    every = max(1, steps // n_checks)
-    fit_pairs(model, adam(model), src, sampler, seed_of,
-              constant_lr([l for l in lr_grid for _ in seeds]), steps, B, every, on_eval=on_eval)
-    return marks, grid(np.array(losses), S), grid(np.array(bs), S)  # (T, C, S)
-
-
-def _bsl_fit(L, Bs, src, S):
-    """Tuned LR per seed, and the log-log slopes and growth of B_simple at it."""
-    best = np.nanargmin(np.where(np.isfinite(L[-1]), L[-1], np.inf), axis=0)  # tuned LR per seed
-    slopes, slopes_red, growth = [], [], []
-    for s in range(S):
-        Ls, bss = L[:, best[s], s], Bs[:, best[s], s]
-        slopes.append(loglog_slope(Ls, bss))
-        slopes_red.append(loglog_slope(Ls - src.entropy, bss))
-        growth.append(math.log(bss[-1] / bss[0]))
-    return best, slopes, slopes_red, growth
+    def measure(step: int, *_) -> None:
+        if step + 1 in checks:
+            L.append(heldout_loss(stack, c.windows).numpy())
+            Bs.append(_b_simple(stack, c, st.T, p["b_small"], p["n_micro"], probe))
+    measure(-1)
+    K = len(members)  # train_lm hides its stack, so its loop is driven here with its feed
+    train(stack, BatchedAdamW(stack, st.betas), _feed(c.src, members, st.batch, st.T, device),
+          lr_table(lrs, [steps] * K, "constant"), [steps] * K, [st.weight_decay] * K,
+          on_step=measure)
+    return checks, np.array(L), np.array(Bs)
 
 
-def _bsl_figures(L, Bs, best, seeds, lr_grid, L_k, B_star, alpha_B):
-    S, C = len(seeds), len(lr_grid)
-    return [
-        Figure("Gradient noise scale as the loss falls (tuned LR per seed: points)",
-               "population loss (nats)", "B_simple (examples = tokens)",
-               [Series(f"seed {seeds[s]}, lr {lr_grid[best[s]]:g}", L[:, best[s], s],
-                       Bs[:, best[s], s], "points") for s in range(S)]
-               + [Series(f"lr {lr_grid[c]:g} (seed {seeds[0]})", L[:, c, 0], Bs[:, c, 0], "dashed")
-                  for c in range(C) if c != best[0]],
-               xscale="log", yscale="log",
-               caption="Dashed: the other learning rates of seed 0; B_simple also depends on the "
-                       "learning rate (a higher rate keeps the gradient noisier)."),
-        Figure("Kaplan et al. 2020, Eq. 5.3: B_crit(L) = B*/L^(1/α_B)", "loss L (nats)",
-               "B_crit (tokens)", [Series("B_crit(L)", L_k, [kaplan_bcrit(l, B_star, alpha_B)
-                                                             for l in L_k])],
-               xscale="log", yscale="log"),
-    ]
+def _slopes(L: np.ndarray, Bs: np.ndarray, floor: float) -> tuple[float, float, float]:
+    """d log B_simple / d log L, the same against L − floor, and log(B_end/B_start) of one
+    member's checkpoints (a non-positive B_simple estimate is dropped)."""
+    ok = np.isfinite(L) & (Bs > 0)
+    if ok.sum() < 3:
+        return math.nan, math.nan, math.nan
+    red = loglog_slope(L[ok] - floor, Bs[ok]) if math.isfinite(floor) else math.nan
+    return loglog_slope(L[ok], Bs[ok]), red, math.log(Bs[ok][-1] / Bs[ok][0])
 
 
-def _bsl_measured(drop, slopes, slopes_red, growth, B_star, alpha_B):
-    return {
-        "loss_drop_per_doubling": Measure(drop, note="1 − 2^(−α_B): the loss decrease over "
-                                          "which Eq. 5.3 doubles B_crit"),
-        "slope_bsimple_vs_loss": interval_from_samples(
-            slopes, note="d log B_simple / d log L over the run at the tuned LR; "
-                         f"Kaplan's B_crit(L) has −1/α_B = {-1 / alpha_B:.2f}"),
-        "slope_bsimple_vs_excess_loss": interval_from_samples(
-            slopes_red, note="against L − entropy (the reducible part)"),
-        "bsimple_growth": ci_exp(growth, note="B_simple at the end over B_simple at step 0"),
-        "kaplan_bcrit_ratio_L4_to_L2": Measure(
-            kaplan_bcrit(2.0, B_star, alpha_B) / kaplan_bcrit(4.0, B_star, alpha_B),
-            note="how much Eq. 5.3 grows B_crit when the loss halves"),
-    }
-
-
-def _bsl_notes(src, V, B_star, alpha_B):
-    return [f"Source entropy {src.entropy:.3f} nats; uniform guess {math.log(V):.3f}.",
-            "B_simple uses the exact |G|² (the data distribution is known) and the App. A "
-            "two-batch estimate of tr Σ.",
-            f"Kaplan's B_crit at L = 4, 3, 2 nats: " + ", ".join(
-                f"{kaplan_bcrit(l, B_star, alpha_B):.3g}" for l in (4, 3, 2)) + " tokens."]
-
-
-def batch_size_vs_loss(alpha_B: Pos, B_star: Pos, V: PosInt, order: PosInt, alpha: Pos,
-                       support: int, source_seed: int, d_hidden: PosInt, B: PosInt,
-                       lr_grid: list[float], steps: PosInt, n_checks: PosInt, b_small: PosInt,
-                       n_micro: PosInt, seeds: Seeds, device: str) -> Evidence:
-    """Gradient noise scale B_simple = tr(Σ)/|G|² along training, and Kaplan's B_crit(L)."""
-    # closed: the loss decrease that doubles B_crit under Eq. 5.3 is 1 − 2^(−α_B)
-    drop = 1.0 - 2.0 ** (-alpha_B)
-    L_k = np.geomspace(10.0, 2.0, 30)
-    src = source(V, order, alpha, support, source_seed)
+def _bsl_draw(cfg: GPTConfig, c: Corpus, gpt: dict, p: dict, seeds: Seeds, draw: int,
+              device: str) -> dict:
+    """One draw of one source: the tuned rate per seed (lowest final held-out loss) and the
+    slopes of B_simple against the loss along that member's run."""
+    sd = [nested_seed(draw, s) for s in seeds]
+    checks, L, Bs = _noise_run(on_source(cfg, c), c, gpt, p, sd, draw, device)
     S = len(seeds)
-    marks, L, Bs = _bsl_sweep(src, seeds, lr_grid, d_hidden, B, steps, n_checks, b_small,
-                              n_micro, device)
-    best, slopes, slopes_red, growth = _bsl_fit(L, Bs, src, S)
-    ev = Evidence(
-        measured=_bsl_measured(drop, slopes, slopes_red, growth, B_star, alpha_B),
-        figures=_bsl_figures(L, Bs, best, seeds, lr_grid, L_k, B_star, alpha_B),
-        table=[{"seed": seeds[s], "lr": lr_grid[best[s]], "step": marks[t],
-                "loss": float(L[t, best[s], s]), "B_simple": float(Bs[t, best[s], s])}
-               for s in range(S) for t in range(len(marks))],
-        notes=_bsl_notes(src, V, B_star, alpha_B),
-        seeds=list(seeds),
-    )
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    scale(mlp_params(V, order, 16, d_hidden, 1), steps * B, [f'markov:V{V}-order{order}']))
+    final = np.where(np.isfinite(L[-1]), L[-1], np.inf).reshape(-1, S)
+    best = final.argmin(0)
+    cols = [int(best[s]) * S + s for s in range(S)]
+    fits = [_slopes(L[:, k], Bs[:, k], c.entropy) for k in cols]
+    return {"checks": checks, "L": L[:, cols], "Bs": Bs[:, cols], "lr": [p["lr_grid"][b] for b in best],
+            "slope": [f[0] for f in fits], "slope_red": [f[1] for f in fits],
+            "growth": [f[2] for f in fits]}
+
+
+def _bsl_measured(runs: dict, drop: float, alpha_B: float) -> dict:
+    out = {"loss_drop_per_doubling": Measure(drop, note="1 − 2^(−α_B): the loss decrease over "
+                                             "which Eq. 5.3 doubles B_crit")}
+    for kind, draws in runs.items():
+        by = lambda key: {d: r[key] for d, r in draws.items()}
+        out[f"slope_bsimple_vs_loss_{kind}"] = interval_over_draws(by("slope"), note=(
+            f"{kind}: d log B_simple / d log L along the run at the tuned rate, per draw; "
+            f"Kaplan's B_crit(L) has −1/α_B = {-1 / alpha_B:.2f}"))
+        out[f"bsimple_growth_{kind}"] = exp_over_draws(by("growth"), f"{kind}: B_simple at the "
+                                                       "end over B_simple at step 0")
+        if kind == "markov":
+            out["slope_bsimple_vs_excess_loss_markov"] = interval_over_draws(
+                by("slope_red"), note="markov: against L − entropy (the reducible part)")
+    return out
+
+
+def exp_over_draws(by_draw: dict, note: str) -> Measure:
+    """A ratio through its log, the draw as the unit: geometric mean and interval mapped back."""
+    m = interval_over_draws(by_draw)
+    ex = lambda v: math.exp(v) if v is not None and math.isfinite(v) else None
+    return Measure(ex(m.value) or math.nan, ex(m.lo), ex(m.hi), note=note, n=m.n)
+
+
+def _bsl_figure(runs: dict, B_star: float, alpha_B: float) -> list[Figure]:
+    pts = [Series(f"{kind}, draw {d}, lr {r['lr'][0]:g}", r["L"][:, 0], r["Bs"][:, 0], "points")
+           for kind, draws in runs.items() for d, r in draws.items()]
+    L_k = np.geomspace(10.0, 2.0, 30)
+    return [Figure("Gradient noise scale as the held-out loss falls (tuned rate, seed 0 of each draw)",
+                   "held-out loss (nats)", "B_simple (tokens)", pts, xscale="log", yscale="log"),
+            Figure("Kaplan et al. 2020, Eq. 5.3: B_crit(L) = B*/L^(1/α_B)", "loss L (nats)",
+                   "B_crit (tokens)", [Series("B_crit(L)", L_k, [kaplan_bcrit(l, B_star, alpha_B)
+                                                                 for l in L_k])],
+                   xscale="log", yscale="log")]
+
+
+def batch_size_vs_loss(alpha_B: Pos, B_star: Pos, data: dict, sources: list[str], gpt: dict,
+                       flops: Pos, B: PosInt, lr_grid: list[float], steps: PosInt,
+                       n_checks: PosInt, b_small: PosInt, n_micro: PosInt, data_draws: Seeds,
+                       seeds: Seeds, device: str, budget_scale: float = 1.0) -> Evidence:
+    """Gradient noise scale B_simple = tr(Σ)/|G|² along training, and Kaplan's B_crit(L)."""
+    drop = 1.0 - 2.0 ** (-alpha_B)  # closed: the loss decrease that doubles B_crit under Eq. 5.3
+    p = {"B": B, "lr_grid": lr_grid, "steps": steps, "n_checks": n_checks, "b_small": b_small,
+         "n_micro": n_micro}
+    per_run = steps * B + (n_checks + 1) * n_micro * b_small  # windows, probes counted as steps
+    runs_n = len(sources) * len(data_draws) * len(seeds) * len(lr_grid)
+    rung = ladder(gpt, flops, budget_scale, 1, 0.0, runs_n * per_run * gpt["T"])[-1]
+    runs = {}
+    for kind in sources:
+        runs[kind] = {d: _bsl_draw(rung.shape.cfg, corpus(kind, d, data, gpt["T"], gpt["eval_seqs"]),
+                                   gpt, p, seeds, d, device) for d in data_draws}
+    ev = Evidence(measured=_bsl_measured(runs, drop, alpha_B),
+                  figures=_bsl_figure(runs, B_star, alpha_B),
+                  table=ladder_rows([rung]) + [
+                      {"source": kind, "draw": d, "seed": seeds[s], "lr": r["lr"][s], "step": t,
+                       "loss": float(r["L"][i, s]), "B_simple_tokens": float(r["Bs"][i, s])}
+                      for kind, draws in runs.items() for d, r in draws.items()
+                      for s in range(len(seeds)) for i, t in enumerate(r["checks"])],
+                  notes=[f"GPT d_model {rung.shape.cfg.d_model}, {rung.shape.cfg.n_layer} layers, "
+                         f"N = {rung.shape.N}; batch {B} windows of {gpt['T']} tokens; B_simple "
+                         f"from {n_micro} batches of {b_small} windows (McCandlish App. A.1).",
+                         f"Kaplan's B_crit at L = 4, 3, 2 nats: " + ", ".join(
+                             f"{kaplan_bcrit(l, B_star, alpha_B):.3g}" for l in (4, 3, 2)) + " tokens."],
+                  seeds=list(seeds))
+    names = [corpus_name(k, data) for k in sources]
+    return recorded(ev, replication(len(data_draws), len(seeds), DRAWS),
+                    scale(rung.shape.N, steps * B * gpt["T"], names))

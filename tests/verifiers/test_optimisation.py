@@ -255,3 +255,22 @@ def test_cosine_period_reports_both_sources():
     for k in ("text", "markov"):
         assert ev.measured[f"best_multiplier_{k}"].n == 2
         assert ev.measured[f"longer_minus_matched_{k}"].finite()
+
+
+def test_gpt_noise_scale_is_recorded_along_the_run_on_both_sources():
+    """batch-size-vs-loss on GPT members: the held-out loss falls, B_simple is measured at every
+    checkpoint, and the slope is measured per source with the draw as the unit."""
+    data = {"markov": {"V": 6, "order": 2, "alpha": 0.5, "support": 3},
+            "text": {"held_out_frac": 0.1, "train_bytes": 60000, "val_bytes": 20000}}
+    gpt = {"T": 8, "n_layer": 1, "n_head": 2, "d_max": 8, "betas": [0.9, 0.95],
+           "weight_decay": 0.0, "eval_seqs": 8}
+    ev = opt.batch_size_vs_loss(alpha_B=0.21, B_star=2e8, data=data, sources=["text", "markov"],
+                                gpt=gpt, flops=2e8, B=4, lr_grid=[0.01, 0.03], steps=20,
+                                n_checks=2, b_small=2, n_micro=4, data_draws=[0, 1], seeds=[0],
+                                device="cpu")
+    rows = [r for r in ev.table if r.get("source") == "text" and r["draw"] == 0]
+    assert [r["step"] for r in rows] == [0, 10, 20]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert ev.measured["slope_bsimple_vs_loss_markov"].n == 2
+    assert ev.scale["data"] == ["text:cpython-source", "markov:V6-order2"]
+    assert ev.measured["loss_drop_per_doubling"].value == pytest.approx(1 - 2 ** -0.21)

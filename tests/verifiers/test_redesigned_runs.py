@@ -3,24 +3,38 @@ reported with the data draw as the unit."""
 from verifiers import batch_lr, compute_optimal, critical_batch, schedules
 
 
+DATA = {"markov": {"V": 6, "order": 2, "alpha": 0.5, "support": 3},
+        "text": {"held_out_frac": 0.1, "train_bytes": 60000, "val_bytes": 20000}}
+GPT = {"T": 8, "n_layer": 1, "n_head": 2, "d_max": 8, "betas": [0.9, 0.95], "weight_decay": 0.0,
+       "eval_seqs": 8}
+
+
 def test_batch_allows_lr_reports_both_designs_over_draws():
-    """Both slopes are finite and the replication counts draws and nested seeds."""
-    ev = batch_lr.batch_allows_lr(optimiser="sgd", momentum=0.9, V=6, order=2, alpha=0.5, support=3,
-                                  data_draws=[0, 1], d_hidden=8, B_grid=[4, 16], examples=64,
-                                  fixed_steps=4, lr_grid=[0.05, 0.1, 0.2], seeds=[0], device="cpu")
-    assert ev.measured["slope_fixed_steps"].finite() and ev.measured["slope_equal_examples"].finite()
+    """Both slopes and their gap are finite on both sources; replication counts draws; the scale
+    names the text corpus and the Markov source and the model the budget affords."""
+    ev = batch_lr.batch_allows_lr(data=DATA, sources=["text", "markov"], gpt=GPT, flops=6e7,
+                                  B_grid=[2, 4], lr_grid=[0.003, 0.01, 0.03], fixed_steps=3,
+                                  examples=64, data_draws=[0, 1], seeds=[0], device="cpu")
+    for kind in ("text", "markov"):
+        for key in ("slope_fixed_steps", "slope_equal_examples", "slope_gap"):
+            assert ev.measured[f"{key}_{kind}"].finite() and ev.measured[f"{key}_{kind}"].n == 2
     assert ev.replication["data_draws"] == 2 and ev.replication["seeds"] == 1
+    assert ev.scale["data"] == ["text:cpython-source", "markov:V6-order2"]
+    assert ev.scale["max_params"] == ev.table[0]["N"]
 
 
-def test_critical_batch_size_compares_widths_at_equal_loss():
-    """The size comparison is a log2 ratio with an interval over draws."""
+def test_critical_batch_size_compares_two_sizes_at_equal_loss():
+    """The size comparison is a log2 ratio over draws between the two budgeted sizes, which are
+    span decades apart."""
     ev = critical_batch.critical_batch_size(
-        V=6, order=2, alpha=0.5, support=3, data_draws=[0, 1], d_hidden=16, size_widths=[8, 32],
-        size_target_frac=0.6, B_grid=[8, 32, 128], B_alt=[8, 32, 128], B_large=128, lr_centre=0.02,
-        B_ref=8, lr_exponent=0.5, lr_factors=[1.0, 2.0], target_fracs=[0.7, 0.6], max_steps=300,
-        fixed_steps_large=60, seeds=[0], device="cpu")
-    m = ev.measured["log2_bcrit_size_ratio"]
+        data=DATA, sources=["markov"], gpt=GPT, flops=3e8, n_sizes=2, span=0.5, B_grid=[2, 8, 32],
+        steps=[30, 10, 5], n_evals=5, lr_ref=0.01, B_ref=8, lr_exponent=0.5,
+        lr_factors=[1.0, 2.0], target_fracs=[0.5, 0.4], size_target_frac=0.5, data_draws=[0, 1],
+        seeds=[0], device="cpu")
+    m = ev.measured["log2_bcrit_size_ratio_markov"]
     assert m.n == 2 and ev.replication["data_draws"] == 2
+    small, large = ev.table[0]["N"], ev.table[1]["N"]
+    assert large / small >= 10 ** 0.5 * 0.7
 
 
 def test_lr_vs_model_size_has_both_parametrisations():
