@@ -24,7 +24,7 @@ from .lab.batched import BatchedAdamW, lr_table, member_ce, train
 from .lab.budget import Rung, fit_ladder, gpt_family, scaled
 from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .lab.lm import LMSetting, _feed, heldout, heldout_loss
+from .lab.lm import LMSetting, heldout, heldout_loss, member_feed as _feed
 from .lab.noise import loglog_slope, noise_scale
 from .lab.stacks import GPTStack
 from .lab.text import NAME as TEXT_NAME, TextSource
