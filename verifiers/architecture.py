@@ -244,9 +244,9 @@ def _flops_and_params(d_model: int, n_head: int, T: int) -> tuple[float, float]:
 
 
 def _quality(seeds: list[int], steps: int, d_model: int, n_layer: int, n_head: int, T: int,
-             batch: int, V: int, device: str) -> dict:
+             batch: int, V: int, order: int, device: str) -> dict:
     """Final losses and training curves of sequential and parallel GPTs, same init and data."""
-    src = MarkovSource(V=V, order=1, alpha=0.2, seed=0)
+    src = MarkovSource(V=V, order=order, alpha=0.2, seed=0)
     out: dict = {"final": {False: [], True: []}, "curve": {False: [], True: []}, "H": src.entropy}
     ev = torch.stack([src.sample(128, T + 1, np.random.default_rng(s + 20_000)) for s in seeds])
     K = len(seeds)
@@ -266,14 +266,14 @@ def _quality(seeds: list[int], steps: int, d_model: int, n_layer: int, n_head: i
 def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
                     repeats: PosInt, iters: PosInt, seeds: Seeds,
                     steps: PosInt, train_d_model: PosInt, train_layers: PosInt,
-                    train_T: PosInt, train_batch: PosInt, V: PosInt,
+                    train_T: PosInt, train_batch: PosInt, V: PosInt, order: PosInt,
                     device: str = "cpu") -> Evidence:
     """Parallel vs sequential blocks: FLOPs and parameters by count, time of the fused form,
     and final loss of tiny GPTs trained from the same init and data."""
     flops_ratio, param_ratio = _flops_and_params(64, 4, 32)
     with one_thread(device):  # the timing, and tiny GPTs that a second CPU thread only slows (20× under load)
         ratios, gap = _block_speedups(d_model, n_head, T, batch, repeats, iters, seeds[0], device)
-        q = _quality(seeds, steps, train_d_model, train_layers, 4, train_T, train_batch, V, device)
+        q = _quality(seeds, steps, train_d_model, train_layers, 4, train_T, train_batch, V, order, device)
     m = {
         "flops_ratio": Measure(flops_ratio, note="counted forward FLOPs, parallel / sequential"),
         "param_ratio": Measure(param_ratio, note="parameters that receive gradients"),
@@ -290,7 +290,7 @@ def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
                          Series("parallel", x, mean(q["curve"][True])),
                          Series("entropy of the source", x, [q["H"]] * steps, style="dashed")],
                  caption=f"{train_layers}-layer GPT, d = {train_d_model}, {len(seeds)} seeds, AdamW, "
-                         f"{train_batch}×{train_T} tokens per step from an order-1 Markov source; "
+                         f"{train_batch}×{train_T} tokens per step from an order-{order} Markov source; "
                          f"final expected losses {[round(v, 4) for v in q['final'][False]]} "
                          f"(sequential) and {[round(v, 4) for v in q['final'][True]]} (parallel).")
     return recorded(Evidence(
@@ -299,14 +299,14 @@ def parallel_layers(d_model: PosInt, n_head: PosInt, T: PosInt, batch: PosInt,
                "leaves its second LayerNorm unused, so it trains 2·d fewer parameters per layer.",
                f"Timed on {device} ({'CPU time, one thread' if device == 'cpu' else 'wall time'}); "
                f"one block, {repeats} paired repeats of {iters} steps each, each the best of 3."]),
-        *_parallel_record(d_model, repeats, seeds, steps, train_d_model, train_layers, train_T, train_batch, V))
+        *_parallel_record(d_model, repeats, seeds, steps, train_d_model, train_layers, train_T, train_batch, V, order))
 
 
-def _parallel_record(d_model, repeats, seeds, steps, d, L, T, B, V) -> tuple[dict, dict]:
+def _parallel_record(d_model, repeats, seeds, steps, d, L, T, B, V, order) -> tuple[dict, dict]:
     """Replication and scale: seeded streams of one fixed Markov source; the larger of the timed
     block and the trained GPT."""
     block = 12 * d_model ** 2 + 13 * d_model  # one sequential block: weights, biases, 2 LayerNorms
-    return (replication(len(seeds), 1, "one fixed order-1 Markov source; each seed draws its own "
+    return (replication(len(seeds), 1, f"one fixed order-{order} Markov source; each seed draws its own "
                                        "token stream and initialisation (both arms share them); the "
                                        f"speed is {repeats} paired timing repeats of one block"),
-            scale(max(block, gpt_params(L, d, V, T)["params"]), steps * B * T, [f"markov:V{V}-order1"]))
+            scale(max(block, gpt_params(L, d, V, T)["params"]), steps * B * T, [f"markov:V{V}-order{order}"]))

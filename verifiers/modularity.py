@@ -39,9 +39,12 @@ def kmeans_partition(W: np.ndarray, E: int, rng: np.random.Generator, iters: int
     return np.argmax(Wn @ C.T, axis=1)
 
 
-def _expert_scores(P: np.ndarray, lab: np.ndarray, E: int) -> np.ndarray:
-    """An expert's predictivity is the mean of its neurons' (as in Zhang et al.'s code)."""
-    return np.stack([P[lab == e].mean(0) for e in range(E) if (lab == e).any()])
+def _expert_scores(P: np.ndarray, lab: np.ndarray) -> np.ndarray:
+    """An expert's predictivity is the mean of its neurons' (as in Zhang et al.'s code). Experts
+    come in the order of their first neuron, so a partition into single neurons gives P itself."""
+    _, first = np.unique(lab, return_index=True)
+    member = (lab[None, :] == lab[np.sort(first)][:, None]).astype(P.dtype)  # (experts, neurons)
+    return member @ P / member.sum(1, keepdims=True)
 
 
 def _adjacent_spearman(Ps: list[np.ndarray]) -> np.ndarray:
@@ -103,11 +106,13 @@ def _stability_gaps(A: np.ndarray, Y: np.ndarray, W_in: np.ndarray, E: int, n_ra
         lab = kmeans_partition(W_in[m].T, E, rng)
         P = [predictivity(A[t, m], Y) for t in range(A.shape[0])]
         neu = _adjacent_spearman(P)
-        exp = _adjacent_spearman([_expert_scores(p, lab, E) for p in P])
-        rnd = np.mean([_adjacent_spearman([_expert_scores(p, perm, E) for p in P])
-                       for perm in (rng.permutation(lab) for _ in range(n_random))], axis=0)
+        exp = _adjacent_spearman([_expert_scores(p, lab) for p in P])
+        rnds = [_adjacent_spearman([_expert_scores(p, perm) for p in P])
+                for perm in (rng.permutation(lab) for _ in range(n_random))]
+        rnd = np.mean(rnds, axis=0)
         gap_neuron.append(float((exp - neu)[:half].mean()))
-        gap_random.append(float((exp - rnd)[:half].mean()))
+        # gap per random partition, then averaged: exactly 0 when the partitions cannot differ
+        gap_random.append(float(np.mean([(exp - r)[:half].mean() for r in rnds])))
         curves.append((neu, exp, rnd))
     return gap_neuron, gap_random, curves
 

@@ -87,3 +87,17 @@ def test_adjacent_spearman_is_one_for_identical_checkpoints():
     """Predictivities that never change have consecutive-checkpoint correlation 1."""
     P = np.random.default_rng(0).standard_normal((10, 3))
     assert np.allclose(mo._adjacent_spearman([P, P, P]), 1.0)
+
+
+def test_expert_scores_average_each_module_in_order_of_its_first_neuron():
+    """An expert scores the mean of its neurons; experts come in the order of their first neuron."""
+    P = np.arange(8.0).reshape(4, 2)
+    assert np.array_equal(mo._expert_scores(P, np.array([3, 1, 3, 1])), [[2.0, 3.0], [4.0, 5.0]])
+
+
+def test_modules_of_one_neuron_settle_exactly_as_neurons_do():
+    """With one neuron per module (the falsifier), experts and random partitions give gaps of exactly 0."""
+    rng = np.random.default_rng(0)
+    A, Y = rng.standard_normal((5, 1, 40, 6)), (rng.random((40, 4)) < 0.5).astype(float)
+    gap_neuron, gap_random, _ = mo._stability_gaps(A, Y, rng.standard_normal((1, 3, 6)), 6, 3, [0])
+    assert gap_neuron == [0.0] and gap_random == [0.0]
