@@ -149,9 +149,9 @@ def _floors(src: ZipfBlockSource, out: dict, name: str) -> np.ndarray:
 
 def _forecast_errors(N: np.ndarray, L: np.ndarray) -> tuple[list, list, list]:
     """Per draw: E-free power law and a line in log N fitted on all sizes but the largest; their
-    forecast errors at the largest as a share of the last rung's gain -> (fits, err_pl, err_line)."""
+    forecast errors at the largest as a share of the whole ladder's gain -> (fits, err_pl, err_line)."""
     fits = [fit_power_law(N[:-1], row[:-1], n_boot=0) for row in L]
-    gain = L[:, -2] - L[:, -1]
+    gain = L[:, 0] - L[:, -1]
     err = [(f.predict(N[-1]) - row[-1]) / g for f, row, g in zip(fits, L, gain)]
     lines = [np.polyfit(np.log(N[:-1]), row[:-1], 1) for row in L]
     err_line = [(np.polyval(c, math.log(N[-1])) - row[-1]) / g for c, row, g in zip(lines, L, gain)]
@@ -166,9 +166,11 @@ def _text_law(N: np.ndarray, L: np.ndarray) -> dict:
                                             note="α of L = E + A·N^-α, E free, all sizes, real text"),
         "text_E": interval_from_samples([f.E for f in full], unit="nats/byte", note="fitted E (free)"),
         "text_r2": interval_from_samples([f.r2 for f in full], note="R² of the E-free fit in log(L − E)"),
+        "text_gain": interval_from_samples(L[:, 0] - L[:, -1], unit="nats/byte",
+                                           note=f"held-out loss at N = {N[0]:.0f} minus at N = {N[-1]:.0f}"),
         "text_holdout_error": interval_from_samples(
-            err, note=f"(L_pred − L_obs)/(L_prev − L_obs) at N = {N[-1]:.0f}: forecast error of the "
-                      "law fitted on the smaller sizes, as a share of the last rung's gain"),
+            err, note=f"(L_pred − L_obs)/(L_first − L_obs) at N = {N[-1]:.0f}: forecast error of the "
+                      "law fitted on the smaller sizes, as a share of the whole ladder's gain"),
         "text_line_holdout_error": interval_from_samples(
             err_line, note="the same for a straight line in log N (the no-curvature alternative)"),
         "text_forecast_advantage": interval_from_samples(
