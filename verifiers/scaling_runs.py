@@ -1,6 +1,8 @@
-"""Scaling laws measured on tiny models: size and data sweeps on a Zipfian Markov source.
+"""Scaling laws measured on tiny models: GPT ladders on real text and a Zipfian Markov source.
 
-The lab: ``ZipfBlockSource`` (V = 64 tokens in 16 'topics' with Zipf weights, order-2 chains,
+loss-power-law, sample-efficiency and transfer-offset train a GPT ladder from a FLOP budget on
+both sources (``verifiers.text_runs``). ``Lab``/``run_grid`` below are the MLP lab that
+``verifiers.compute_optimal`` uses: ``ZipfBlockSource`` (V = 64 tokens in 16 'topics' with Zipf weights, order-2 chains,
 exact entropy E), MLP language models over the last two tokens with one hidden layer of width h
 (N = non-embedding parameters, Kaplan et al. 2020 §2.1), AdamW with a cosine schedule that ends
 with each run (Hoffmann et al. 2022 §3.1 stress matching the cycle to the run), and an exact
@@ -19,14 +21,15 @@ import numpy as np
 
 from principia.evidence import Evidence, Figure, Measure, Series, interval_from_samples
 from principia.fit import fit_power_law
-from principia.types import Frac, NonNeg, PosInt, Seeds
+from principia.types import Frac, NonNeg, Pos, PosInt
 from verifiers.lab.grid import GridSetting, Run
 from verifiers.lab.grid import run_grid as grid_runs
 from verifiers.lab.stacks import mlp_params
-from verifiers.lab.text import NAME as TEXT
+from verifiers.lab.text import NAME as TEXT, TextSource
 from verifiers.lab.tuning import recorded, replication, scale
-from verifiers.text_runs import text_losses, text_power_law_measures
 from verifiers.lab.zipfsource import ZipfBlockSource
+from verifiers.text_runs import (HELD_OUT, Ladder, UnigramText, code_and_prose, ladder, markov_name,
+                                 run_ladder, window_floor, zipf_source)
 
 __all__ = ["Lab", "run_grid", "lab_scale", "STREAMS", "tokens_to_reach", "loss_power_law", "sample_efficiency",
            "transfer_offset"]
@@ -88,9 +91,10 @@ def lab_scale(lab: Lab, runs: Sequence[Run]) -> dict:
     return scale(max(r.N for r in runs), max(r.D for r in runs), [lab.data_name])
 
 
-def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
-    """Tokens at which the eval curve first reaches `target` (log-linear between evaluations)."""
-    steps, loss = np.array(r.eval_steps, float), np.array(r.eval_loss)
+def tokens_to_reach(steps: Sequence[int], loss: Sequence[float], target: float,
+                    tokens_per_step: int) -> float:
+    """Tokens at which an eval curve first reaches `target` (log-linear between evaluations)."""
+    steps, loss = np.array(steps, float), np.asarray(loss, float)
     hit = np.flatnonzero(loss <= target)
     if hit.size == 0:
         return float("nan")
@@ -102,172 +106,243 @@ def tokens_to_reach(r: Run, target: float, tokens_per_step: int) -> float:
     return float(math.exp(math.log(s0) + frac * (math.log(s1) - math.log(s0)))) * tokens_per_step
 
 
+# ---------------------------------------------------------------- GPT ladders on both sources
+
+def _ladder(flops, n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, lr_grid, batch, eval_seqs,
+            draws) -> Ladder:
+    return Ladder(float(flops), n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, tuple(lr_grid),
+                  batch, eval_seqs, draws)
+
+
+def _text(text_bytes: int, unigram: bool) -> tuple[TextSource, TextSource]:
+    """(train, held-out) byte sources; `unigram`: the counterfactual with no context to learn."""
+    cls = UnigramText if unigram else TextSource
+    return cls("train", HELD_OUT, text_bytes), cls("val", HELD_OUT, text_bytes)
+
+
+def _ladder_table(rungs, lad: Ladder) -> list[dict]:
+    return [{"d_model": r.shape.cfg.d_model, "n_layer": r.shape.cfg.n_layer, "n_head": r.shape.cfg.n_head,
+             "N": r.shape.N, "tokens": lad.steps(r) * lad.setting().tokens_per_step} for r in rungs]
+
+
+def _with_lr(table: list[dict], name: str, out: dict) -> list[dict]:
+    """The learning rate chosen per draw for each rung (selection windows), for the page."""
+    return [{**row, f"{name}_lr_chosen": [float(x) for x in lr]} for row, lr in zip(table, out["lr"].T)]
+
+
+def _scale(rungs, lad: Ladder, names: list[str]) -> dict:
+    return scale(rungs[-1].shape.N, max(lad.steps(r) for r in rungs) * lad.setting().tokens_per_step, names)
+
+
+def _reason(lad: Ladder) -> str:
+    return (f"{lad.draws} data draws, one init seed each: on real text a draw is a fresh sample of "
+            "training windows and of held-out windows from the one corpus (split by file); on the "
+            "Markov source a fresh token stream and held-out windows from one fixed source")
+
+
+def _floors(src: ZipfBlockSource, out: dict, name: str) -> np.ndarray:
+    """Bayes loss of the source on each draw's held-out windows -> (draws, 1)."""
+    return np.array([[window_floor(src, w)] for w in out["windows"][name]])
+
+
 # ---------------------------------------------------------------- loss-power-law
 
-def _power_law_measures(N: np.ndarray, L: np.ndarray, E: float, n_boot: int) -> tuple[dict, list]:
-    """Fits on all sizes but the last (per seed and pooled; E known and E free) and the last
-    size's forecast error as a share of its reducible loss. -> measures, [pooled, pooled free]."""
-    mean = L.mean(0)
-    pooled = fit_power_law(N[:-1], mean[:-1], E=E, n_boot=n_boot)
-    pooled_free = fit_power_law(N[:-1], mean[:-1], n_boot=n_boot)
-    fits_known = [fit_power_law(N[:-1], row[:-1], E=E, n_boot=0) for row in L]
-    fits_free = [fit_power_law(N[:-1], row[:-1], n_boot=0) for row in L]
-    err = [(f.predict(N[-1]) - row[-1]) / (row[-1] - E) for f, row in zip(fits_known, L)]
-    err_free = [(f.predict(N[-1]) - row[-1]) / (row[-1] - E) for f, row in zip(fits_free, L)]
-    measured = {
-        "r2_log_reducible": Measure(pooled.r2, note="R² of log(L − E) on log N for the seed-mean "
-                                    "losses, E known", samples=[f.r2 for f in fits_known]),
-        "holdout_error": interval_from_samples(err, note=f"(L_pred − L_obs)/(L_obs − E) at N = {N[-1]:.0f}"),
-        "alpha_known_E": interval_from_samples([f.alpha for f in fits_known]),
-        "alpha_free_E": interval_from_samples([f.alpha for f in fits_free]),
-        "E_fit_minus_E": interval_from_samples([f.E - E for f in fits_free], unit="nats",
-                                               note="fitted E − exact entropy (E free)"),
-        "r2_free_E": interval_from_samples([f.r2 for f in fits_free]),
-        "holdout_error_free_E": interval_from_samples(err_free),
-        "entropy": Measure(E, unit="nats", note="exact entropy rate of the source"),
+def _forecast_errors(N: np.ndarray, L: np.ndarray) -> tuple[list, list, list]:
+    """Per draw: E-free power law and a line in log N fitted on all sizes but the largest; their
+    forecast errors at the largest as a share of the whole ladder's gain -> (fits, err_pl, err_line)."""
+    fits = [fit_power_law(N[:-1], row[:-1], n_boot=0) for row in L]
+    gain = L[:, 0] - L[:, -1]
+    err = [(f.predict(N[-1]) - row[-1]) / g for f, row, g in zip(fits, L, gain)]
+    lines = [np.polyfit(np.log(N[:-1]), row[:-1], 1) for row in L]
+    err_line = [(np.polyval(c, math.log(N[-1])) - row[-1]) / g for c, row, g in zip(lines, L, gain)]
+    return fits, err, err_line
+
+
+def _text_law(N: np.ndarray, L: np.ndarray) -> dict:
+    fits, err, err_line = _forecast_errors(N, L)
+    full = [fit_power_law(N, row, n_boot=0) for row in L]
+    return {
+        "text_alpha": interval_from_samples([f.alpha for f in full],
+                                            note="α of L = E + A·N^-α, E free, all sizes, real text"),
+        "text_E": interval_from_samples([f.E for f in full], unit="nats/byte", note="fitted E (free)"),
+        "text_r2": interval_from_samples([f.r2 for f in full], note="R² of the E-free fit in log(L − E)"),
+        "text_gain": interval_from_samples(L[:, 0] - L[:, -1], unit="nats/byte",
+                                           note=f"held-out loss at N = {N[0]:.0f} minus at N = {N[-1]:.0f}"),
+        "text_holdout_error": interval_from_samples(
+            err, note=f"(L_pred − L_obs)/(L_first − L_obs) at N = {N[-1]:.0f}: forecast error of the "
+                      "law fitted on the smaller sizes, as a share of the whole ladder's gain"),
+        "text_line_holdout_error": interval_from_samples(
+            err_line, note="the same for a straight line in log N (the no-curvature alternative)"),
+        "text_forecast_advantage": interval_from_samples(
+            np.abs(err_line) - np.abs(err), note="|line error| − |power-law error|: > 0 when the law forecasts better"),
     }
-    return measured, [pooled, pooled_free]
 
 
-def _power_law_figure(N: np.ndarray, mean: np.ndarray, E: float, pooled, pooled_free,
-                      tokens: int) -> Figure:
+def _markov_law(N: np.ndarray, L: np.ndarray, floor: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Excess over the Bayes loss per size, and the local exponent between neighbouring sizes."""
+    X = L - floor
+    local = -np.diff(np.log(np.clip(X, 1e-6, None)), axis=1) / np.diff(np.log(N))
+    return {
+        "markov_alpha_first": interval_from_samples(local[:, 0], note=f"local −dlog(L − E)/dlog N, N = {N[0]:.0f}–{N[1]:.0f}"),
+        "markov_alpha_last": interval_from_samples(local[:, -1], note=f"local −dlog(L − E)/dlog N, N = {N[-2]:.0f}–{N[-1]:.0f}"),
+        "markov_excess_largest": interval_from_samples(X[:, -1], unit="nats", note="L − E of the largest model"),
+        "markov_entropy": Measure(float(floor.mean()), unit="nats", note="Bayes loss on the held-out windows (mean over draws)"),
+    }, local
+
+
+def _regime_note(N: np.ndarray, local: np.ndarray, band: float) -> str:
+    """Which sizes are in the power-law regime: local exponent within ±band of the first one."""
+    m = local.mean(0)
+    ok = np.abs(m - m[0]) <= band * abs(m[0])
+    last = len(ok) if ok.all() else int(np.argmin(ok))
+    return (f"Known-entropy ladder: local exponents {', '.join(f'{a:.2f}' for a in m)} between "
+            f"neighbouring sizes; the power-law regime (local exponent within ±{band:.0%} of the "
+            f"first) runs from N = {N[0]:.0f} to N = {N[last]:.0f}" +
+            ("." if last == len(m) else f"; beyond it the models approach the entropy and the law stops."))
+
+
+def _law_figures(N, Lt, Lm, floor, fit) -> list[Figure]:
     xs = np.geomspace(N[0] / 1.5, N[-1] * 1.5, 40)
-    return Figure(
-        "Loss against model size at fixed data", "non-embedding parameters N", "loss − E (nats)",
-        [Series("runs (mean over seeds)", N[:-1], mean[:-1] - E, "points"),
-         Series("held-out larger model", N[-1:], mean[-1:] - E, "points"),
-         Series(f"fit, E known: α = {pooled.alpha:.2f}", xs, pooled.predict(xs) - E),
-         Series(f"fit, E free: α = {pooled_free.alpha:.2f}", xs, pooled_free.predict(xs) - E,
-                "dashed")],
-        xscale="log", yscale="log",
-        caption=f"{tokens:,} training tokens for every size; E = {E:.4f} nats is the source's "
-                "exact entropy.")
+    text = Figure("Real text: held-out loss against model size", "non-embedding parameters N",
+                  "held-out loss (nats/byte)",
+                  [Series("runs (mean over draws)", N, Lt.mean(0), "points"),
+                   Series(f"fit, E free: α = {fit.alpha:.2f}, E = {fit.E:.2f}", xs, fit.predict(xs))],
+                  xscale="log", caption="GPT ladder on the standard library's bytes; held-out files.")
+    markov = Figure("Known-entropy source: excess loss against model size", "non-embedding parameters N",
+                    "L − E (nats)", [Series("runs (mean over draws)", N, (Lm - floor).mean(0), "points")],
+                    xscale="log", yscale="log",
+                    caption="E is the source's Bayes loss on the same held-out windows.")
+    return [text, markov]
 
 
-def loss_power_law(widths: list[int], holdout: PosInt, steps: PosInt, seeds: Seeds, zipf: NonNeg,
-                   n_boot: int, text_k: PosInt, text_bytes: PosInt, device: str) -> Evidence:
-    """L(N) at fixed data: fit L = E + A·N^-α on `widths` (E known; also E free) and predict `holdout`.
-
-    Per seed (same data stream for every size): fit with E known, measure R² of log(L − E) on
-    log N and the signed error of the predicted held-out loss as a fraction of its reducible
-    part L − E. Intervals: Student-t over seeds. The same widths are also trained on real text
-    (the standard library's source, bytes, over the last `text_k` bytes), fitted with E free.
-    """
-    lab = Lab(zipf=zipf)
-    E, hs, tokens = lab.source().entropy, sorted(widths) + [holdout], steps * lab.tokens_per_step
-    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in hs], 0, device)
-    L = np.array([r.loss["train"] for r in runs]).reshape(len(seeds), len(hs))
-    N = np.array([lab.N(h) for h in hs], dtype=float)
-    measured, (pooled, pooled_free) = _power_law_measures(N, L, E, n_boot)
-    L_text = text_losses(hs, steps, list(seeds), text_k, lab.d_emb, lab.lr, lab.batch, lab.T,
-                         text_bytes, device)
-    text_measured, text_fig = text_power_law_measures(hs, L_text, text_k, lab.d_emb, tokens)
-    measured.update(text_measured)
-    table = [{"h": h, "N": int(n), "loss_mean": float(m), "loss_minus_E": float(m - E)}
-             for h, n, m in zip(hs, N, L.mean(0))]
-    notes = [f"Pooled fit (seed means), E known: A = {pooled.A:.3g}, α = {pooled.alpha:.3f} "
-             f"{_iv(pooled.intervals.get('alpha'))}, R² = {pooled.r2:.4f}.",
-             f"Pooled fit, E free: E = {pooled_free.E:.4f} {_iv(pooled_free.intervals.get('E'))} "
-             f"vs exact {E:.4f}; α = {pooled_free.alpha:.3f}."]
-    fig = _power_law_figure(N, L.mean(0), E, pooled, pooled_free, tokens)
-    ev = Evidence(measured=measured, figures=[fig, text_fig], table=table, notes=notes, seeds=list(seeds))
-    sc = lab_scale(lab, runs)
-    sc["max_params"] = max(sc["max_params"], mlp_params(256, text_k, lab.d_emb, hs[-1], 1))
-    sc["data"].append(TEXT)
-    return recorded(ev, replication(len(seeds), 1, STREAMS), sc)
-
-
-def _iv(iv: tuple[float, float] | None) -> str:
-    return f"(95% bootstrap interval {iv[0]:.3g}–{iv[1]:.3g})" if iv else ""
+def loss_power_law(flops: Pos, n_sizes: PosInt, span: Pos, tokens: PosInt, n_layer: PosInt,
+                   n_head: PosInt, n_ctx: PosInt, d_max: PosInt, lr_grid: list[float], batch: PosInt,
+                   eval_seqs: PosInt, draws: PosInt, zipf: NonNeg, text_bytes: PosInt,
+                   text_unigram: bool, regime_band: Frac, device: str = "cpu",
+                   budget_scale: float = 1.0) -> Evidence:
+    """L(N) at fixed data on a GPT ladder: on real text (E free, decided) and on a known-entropy
+    source (E exact, shown: where the power law holds and where it stops)."""
+    lad = _ladder(flops, n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, lr_grid, batch, eval_seqs, draws)
+    rungs = ladder(lad, budget_scale, 2)
+    N = np.array([r.shape.N for r in rungs], float)
+    tr, va = _text(text_bytes, text_unigram)
+    ot = run_ladder(rungs, lad, tr, {"text": va}, device)
+    Lt = ot["loss"]["text"]
+    src = zipf_source(zipf)
+    om = run_ladder(rungs, lad, src, {"markov": src}, device)
+    Lm, floor = om["loss"]["markov"], _floors(src, om, "markov")
+    mm, local = _markov_law(N, Lm, floor)
+    measured = {**_text_law(N, Lt), **mm}
+    pooled = fit_power_law(N, Lt.mean(0), n_boot=0)
+    table = [{**row, "text_loss": float(a), "markov_loss_minus_E": float(b)}
+             for row, a, b in zip(_ladder_table(rungs, lad), Lt.mean(0), (Lm - floor).mean(0))]
+    table = _with_lr(_with_lr(table, "text", ot), "markov", om)
+    ev = Evidence(measured=measured, figures=_law_figures(N, Lt, Lm, floor, pooled), table=table,
+                  notes=[_regime_note(N, local, regime_band)], seeds=list(range(draws)))
+    return recorded(ev, replication(draws, 1, _reason(lad)), _scale(rungs, lad, [tr.name, markov_name(src)]))
 
 
 # ---------------------------------------------------------------- sample-efficiency
 
-def sample_efficiency(widths: list[int], steps: PosInt, eval_every: PosInt, seeds: Seeds,
-                      device: str) -> Evidence:
-    """Tokens each size needs to reach the loss the smallest model ends at (Kaplan et al. Fig. 2).
+def _tokens_needed(L: np.ndarray, curve: np.ndarray, eval_at: tuple, tps: int) -> np.ndarray:
+    """Per draw and size: tokens to reach the smallest model's final loss (its own by definition).
+    A size that never reaches it is counted at all its tokens (censored: a lower bound)."""
+    out = np.array([[tokens_to_reach(eval_at, c, L[d, 0], tps) for c in curve[d]] for d in range(len(L))])
+    out[:, 0] = eval_at[-1] * tps
+    return np.where(np.isfinite(out), out, eval_at[-1] * tps)
 
-    Every size trains on the same stream for the same number of tokens; the target is the
-    smallest model's final loss in the same seed. Measured per seed: the slope of
-    log(tokens to target) on log N, and how many times fewer tokens the largest model needs.
-    """
-    lab = Lab()
-    hs = sorted(widths)
-    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in hs], eval_every, device)
-    N = np.array([lab.N(h) for h in hs], float)
-    slopes, ratios, tok = [], [], []
-    for i in range(len(seeds)):
-        row = runs[i * len(hs):(i + 1) * len(hs)]
-        target = row[0].loss["train"]
-        t = np.array([tokens_to_reach(r, target, lab.tokens_per_step) for r in row])
-        tok.append(t)
-        slopes.append(float(np.polyfit(np.log(N), np.log(t), 1)[0]))
-        ratios.append(float(t[0] / t[-1]))
-    tok = np.array(tok)
-    measured = {
-        "tokens_slope": interval_from_samples(slopes, note="d log(tokens to target) / d log N"),
-        "tokens_ratio_small_over_large": interval_from_samples(
-            ratios, note=f"tokens the N = {N[0]:.0f} model needs ÷ tokens the N = {N[-1]:.0f} model needs"),
-    }
-    curves = [Series(f"N = {n:.0f}", np.array(r.eval_steps) * lab.tokens_per_step,
-                     r.eval_loss) for n, r in zip(N, runs[:len(hs)])]
-    curves.append(Series("target (smallest model's final loss)",
-                         [lab.tokens_per_step * eval_every, steps * lab.tokens_per_step],
-                         [runs[0].loss["train"]] * 2, "dashed"))
-    fig1 = Figure("Learning curves by model size (seed 0)", "tokens seen", "loss (nats)", curves,
-                  xscale="log", yscale="log")
-    fit = np.polyfit(np.log(N), np.log(tok.mean(0)), 1)
-    fig2 = Figure("Tokens needed to reach the target loss", "non-embedding parameters N",
-                  "tokens to target", [Series("mean over seeds", N, tok.mean(0), "points"),
-                                       Series(f"fit: tokens ∝ N^{fit[0]:.2f}", N,
-                                              np.exp(np.polyval(fit, np.log(N))))],
-                  xscale="log", yscale="log")
-    table = [{"h": h, "N": int(n), "tokens_to_target_mean": float(m)}
-             for h, n, m in zip(hs, N, tok.mean(0))]
-    ev = Evidence(measured=measured, figures=[fig1, fig2], table=table, seeds=list(seeds))
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    lab_scale(lab, runs))
+
+def _efficiency_measures(name: str, N: np.ndarray, tok: np.ndarray) -> dict:
+    slopes = [float(np.polyfit(np.log(N), np.log(t), 1)[0]) if np.isfinite(t).all() else float("nan")
+              for t in tok]
+    return {f"{name}_tokens_slope": interval_from_samples(slopes, note=f"d log(tokens to target)/d log N, {name}"),
+            f"{name}_tokens_ratio": interval_from_samples(
+                tok[:, 0] / tok[:, -1], note=f"tokens the N = {N[0]:.0f} model needs ÷ the N = {N[-1]:.0f} model's, {name}")}
+
+
+def _eval_steps(steps: int, n_evals: int) -> tuple[int, ...]:
+    return tuple(sorted({max(1, round(steps ** (i / (n_evals - 1)))) for i in range(n_evals)} | {steps}))
+
+
+def sample_efficiency(flops: Pos, n_sizes: PosInt, span: Pos, tokens: PosInt, n_layer: PosInt,
+                      n_head: PosInt, n_ctx: PosInt, d_max: PosInt, lr_grid: list[float], batch: PosInt,
+                      eval_seqs: PosInt, draws: PosInt, n_evals: PosInt, zipf: NonNeg,
+                      text_bytes: PosInt, text_unigram: bool, device: str = "cpu",
+                      budget_scale: float = 1.0) -> Evidence:
+    """Tokens each size of a GPT ladder needs to reach the smallest model's final loss
+    (Kaplan et al. Fig. 2), on real text and on the known-entropy source; same stream per draw."""
+    lad = _ladder(flops, n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, lr_grid, batch, eval_seqs, draws)
+    rungs = ladder(lad, budget_scale, 2)
+    N = np.array([r.shape.N for r in rungs], float)
+    ev_at = _eval_steps(lad.steps(rungs[0]), n_evals)
+    tps, measured, table = lad.setting().tokens_per_step, {}, _ladder_table(rungs, lad)
+    tr, va = _text(text_bytes, text_unigram)
+    src = zipf_source(zipf)
+    curves = []
+    for name, train_src, held in (("text", tr, va), ("markov", src, src)):
+        o = run_ladder(rungs, lad, train_src, {name: held}, device, ev_at)
+        tok = _tokens_needed(o["loss"][name], o["curve"], ev_at, tps)
+        measured.update(_efficiency_measures(name, N, tok))
+        table = [{**row, f"{name}_tokens_to_target": float(t)} for row, t in zip(_with_lr(table, name, o), np.nanmean(tok, 0))]
+        curves.append((name, o["curve"][0]))
+    figs = [Figure(f"Learning curves by size ({name}, draw 0)", "tokens seen", "held-out loss (nats)",
+                   [Series(f"N = {n:.0f}", np.array(ev_at) * tps, c) for n, c in zip(N, cur)],
+                   xscale="log") for name, cur in curves]
+    ev = Evidence(measured=measured, figures=figs, table=table, seeds=list(range(draws)))
+    return recorded(ev, replication(draws, 1, _reason(lad)), _scale(rungs, lad, [tr.name, markov_name(src)]))
 
 
 # ---------------------------------------------------------------- transfer-offset
 
-def transfer_offset(widths: list[int], steps: PosInt, sigma: NonNeg, topic_mix: Frac, seeds: Seeds,
-                    device: str) -> Evidence:
-    """Train on the lab source, evaluate exactly on shifted sources; slope of L_ood on L_id across sizes.
+def _slopes(name: str, Lid: np.ndarray, Lood: np.ndarray, unit: str) -> dict:
+    off = Lood - Lid
+    return {f"slope_{name}": interval_from_samples(
+                [float(np.polyfit(a, b, 1)[0]) for a, b in zip(Lid, Lood)],
+                note=f"least-squares slope of L_{name} on L_in-distribution across sizes"),
+            f"offset_spread_{name}": interval_from_samples(
+                off.max(1) - off.min(1), unit=unit, note="largest minus smallest offset across sizes")}
 
-    Kaplan et al. 2020 §3.2.2: the loss on another distribution tracks the in-distribution loss
-    with a roughly constant offset, i.e. slope ≈ 1. Three shifts: 'style' (row logits + N(0, σ²)
-    noise), 'topic' (topic weights mixed towards uniform) and 'both'. Slope per seed, t-interval.
-    """
-    lab = Lab()
-    src = lab.source()
-    shifts = {"style": src.shifted(sigma, 0.0), "topic": src.shifted(0.0, topic_mix),
-              "both": src.shifted(sigma, topic_mix)}
-    runs = run_grid(lab, [(h, steps, s) for s in seeds for h in widths], 0, device, shifts)
-    shape = (len(seeds), len(widths))
-    Lid = np.array([r.loss["train"] for r in runs]).reshape(shape)
-    measured, series, table = {}, [], []
-    for name, q in shifts.items():
-        Lood = np.array([r.loss[name] for r in runs]).reshape(shape)
-        off = Lood - Lid
-        measured[f"slope_{name}"] = interval_from_samples(
-            [float(np.polyfit(a, b, 1)[0]) for a, b in zip(Lid, Lood)],
-            note=f"least-squares slope of L_{name} on L_train across sizes")
-        measured[f"offset_spread_{name}"] = interval_from_samples(
-            off.max(1) - off.min(1), unit="nats", note="largest minus smallest offset across sizes")
-        measured[f"entropy_{name}"] = Measure(q.entropy, unit="nats")
-        series.append(Series(f"{name} shift", Lid.mean(0), Lood.mean(0), "line"))
-        table += [{"shift": name, "h": h, "N": lab.N(h), "L_train": float(a), "L_shifted": float(b)}
-                  for h, a, b in zip(widths, Lid.mean(0), Lood.mean(0))]
-    xs = [float(Lid.min()), float(Lid.max())]
-    series.append(Series("slope 1", xs, xs, "dashed"))
-    fig = Figure("Shifted-distribution loss against training-distribution loss",
-                 "loss on the training distribution (nats)", "loss on a shifted distribution (nats)",
-                 series, caption="One point per model size (seed means); parallel to the dashed "
-                 "line means a constant offset.")
-    notes = [f"Shifts: 'style' adds N(0, {sigma}²) noise to every row's logits; 'topic' mixes the topic "
-             f"weights {topic_mix:.0%} towards uniform, so rare topics become common; 'both' does both. "
-             f"Training-source entropy {src.entropy:.4f} nats."]
-    ev = Evidence(measured=measured, figures=[fig], table=table, notes=notes, seeds=list(seeds))
-    return recorded(ev, replication(len(seeds), 1, STREAMS),
-                    lab_scale(lab, runs))
+
+def _shift_sources(sigma: float, topic_mix: float, zipf: float) -> tuple[ZipfBlockSource, dict]:
+    src = zipf_source(zipf)
+    return src, {"markov": src, "style": src.shifted(sigma, 0.0), "topic": src.shifted(0.0, topic_mix),
+                 "both": src.shifted(sigma, topic_mix)}
+
+
+def _transfer_figure(pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
+    series = [Series(f"{n} shift", a.mean(0), b.mean(0), "line") for n, a, b in pairs]
+    lo = min(float(a.min()) for _, a, _ in pairs)
+    hi = max(float(a.max()) for _, a, _ in pairs)
+    series.append(Series("slope 1", [lo, hi], [lo, hi], "dashed"))
+    return Figure("Shifted-distribution loss against in-distribution loss",
+                  "in-distribution held-out loss (nats)", "loss on a shifted distribution (nats)", series,
+                  caption="One point per model size (means over draws); parallel to the dashed line "
+                          "means a constant offset. Text: code → prose; Markov: style / topic shifts.")
+
+
+def transfer_offset(flops: Pos, n_sizes: PosInt, span: Pos, tokens: PosInt, n_layer: PosInt,
+                    n_head: PosInt, n_ctx: PosInt, d_max: PosInt, lr_grid: list[float], batch: PosInt,
+                    eval_seqs: PosInt, draws: PosInt, sigma: NonNeg, topic_mix: Frac, zipf: NonNeg,
+                    text_bytes: PosInt, shift_text: str, device: str = "cpu",
+                    budget_scale: float = 1.0) -> Evidence:
+    """Slope of the shifted-distribution loss on the in-distribution loss across a GPT ladder
+    (Kaplan et al. §3.2.2): code → prose on real text; style / topic shifts on the Markov source.
+    `shift_text`: 'prose' (pydoc topics) or 'unigram' (the counterfactual: i.i.d. bytes)."""
+    lad = _ladder(flops, n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, lr_grid, batch, eval_seqs, draws)
+    rungs = ladder(lad, budget_scale, 2)
+    code, prose = code_and_prose(text_bytes)
+    shifted = prose if shift_text == "prose" else _text(text_bytes, True)[1]
+    ot = run_ladder(rungs, lad, TextSource("train", HELD_OUT, text_bytes), {"code": code, "prose": shifted}, device)
+    src, shifts = _shift_sources(sigma, topic_mix, zipf)
+    om = run_ladder(rungs, lad, src, shifts, device)
+    Lc, Lm = ot["loss"]["code"], om["loss"]["markov"]
+    measured = _slopes("prose", Lc, ot["loss"]["prose"], "nats/byte")
+    for k in ("style", "topic", "both"):
+        measured.update(_slopes(k, Lm, om["loss"][k], "nats"))
+    pairs = [("prose", Lc, ot["loss"]["prose"])] + [(k, Lm, om["loss"][k]) for k in ("style", "topic", "both")]
+    table = [{**row, "L_code": float(a), "L_prose": float(b), "L_markov": float(c)}
+             for row, a, b, c in zip(_ladder_table(rungs, lad), Lc.mean(0), ot["loss"]["prose"].mean(0), Lm.mean(0))]
+    table = _with_lr(_with_lr(table, "text", ot), "markov", om)
+    ev = Evidence(measured=measured, figures=[_transfer_figure(pairs)], table=table, seeds=list(range(draws)),
+                  notes=[f"Text shift: '{shift_text}' ({len(shifted.data):,} bytes); held-out code {len(code.data):,} bytes."])
+    return recorded(ev, replication(draws, 1, _reason(lad)), _scale(rungs, lad, [TEXT, markov_name(src)]))

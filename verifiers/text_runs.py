@@ -1,81 +1,193 @@
-"""The same size sweeps on real text: byte-level MLP language models on the standard library's
-source (``verifiers.lab.text``), scored by cross-entropy on held-out files.
+"""GPT ladders for the scaling-law run claims, on real text and on a source of known entropy.
 
-Real text has no known entropy, so L(N) = E + A·N^-α is fitted with E free; the held-out files
-make the loss an estimate of generalisation, not of memorisation.
+Sizes come from a FLOP budget (``verifiers.lab.budget.fit_ladder`` over one ``gpt_family``);
+every rung trains with ``verifiers.lab.lm.train_lm`` on two sources, named in ``Evidence.scale``:
+
+- real text: the standard library's source as bytes (``verifiers.lab.text.TextSource``, V = 256,
+  train and held-out split by file). Its entropy is unknown.
+- ``ZipfBlockSource``: a Zipfian Markov language whose entropy is exact. The loss it is judged
+  against is the Bayes loss on the very held-out windows (``window_floor``), so L − E is the
+  model's excess loss with the windows' sampling noise cancelled.
+
+A data draw is one independent replicate: its own stream of training windows, its own held-out
+windows and its own init seed (``tuning.nested_seed``). For the prose shift of transfer-offset,
+``code_and_prose`` splits the held-out files into code and the prose of ``pydoc_data/topics.py``.
 """
 from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from principia.evidence import Figure, Measure, Series, interval_from_samples
-from principia.fit import fit_power_law
+from .lab.batched import BatchedAdamW, lr_table, train
+from .lab.budget import Rung, fit_ladder, gpt_family, scaled
+from .lab.lm import LMSetting, _feed, heldout, heldout_loss
+from .lab.stacks import GPTStack
+from .lab.text import NAME as TEXT, TextSource, _corpus
+from .lab.tuning import Layout, nested_seed
+from .lab.zipfsource import ZipfBlockSource
 
-from .lab.batched import BatchedAdamW, lr_table, member_ce, train
-from .lab.grid import buckets
-from .lab.stacks import MLPStack, mlp_params
-from .lab.text import TextSource
-
-__all__ = ["text_losses", "text_power_law_measures"]
+__all__ = ["HELD_OUT", "Ladder", "ladder", "run_ladder", "window_floor", "zipf_source",
+           "code_and_prose", "markov_name", "UnigramText", "train_scored"]
 
 HELD_OUT = 0.1  # share of files held out (by path hash)
 
 
-def _train_group(members: list[tuple[int, int]], train_src: TextSource, val: torch.Tensor,
-                 steps: int, k: int, d_emb: int, lr: float, B: int, T: int, device: str) -> list[float]:
-    """Train (seed, width) members together; held-out CE (nats per byte) of each."""
-    stack = MLPStack(256, k, d_emb, [h for _, h in members], 1, [s for s, _ in members], device)
-    streams = {s: train_src.sample(steps * B, T + 1, np.random.default_rng(s + 10_000)).view(steps, B, -1)
-               for s, _ in members}
-    data = torch.stack([streams[s] for s, _ in members], dim=1).to(device)  # (steps, K, B, T+1)
-    K = len(members)
-    train(stack, BatchedAdamW(stack, (0.9, 0.95)),
-          lambda i, act: (data[i, act, :, :-1], data[i, act, :, 1:]),
-          lr_table([lr] * K, [steps] * K, "cosine"), [steps] * K, [0.0] * K)
-    x = val.to(device)[None].expand(K, -1, -1)
-    tgt = x[..., 1:].clone()
-    tgt[..., : k - 1] = -1  # positions without a full context do not count
-    with torch.no_grad():
-        return member_ce(stack(x[..., :-1]), tgt).tolist()
+@dataclass(frozen=True)
+class Ladder:
+    """What a claim's tier declares about its GPT ladder and training (one YAML source)."""
+
+    flops: float
+    n_sizes: int
+    span: float
+    tokens: int
+    n_layer: int
+    n_head: int
+    n_ctx: int
+    d_max: int
+    lr_grid: tuple[float, ...]
+    batch: int
+    eval_seqs: int
+    draws: int
+
+    def setting(self) -> LMSetting:
+        # AdamW β = (0.9, 0.95), no weight decay, cosine to zero over each run.
+        return LMSetting(batch=self.batch, T=self.n_ctx, betas=(0.9, 0.95), weight_decay=0.0,
+                         eval_seqs=self.eval_seqs)
+
+    def steps(self, rung: Rung) -> int:
+        return max(1, rung.tokens // self.setting().tokens_per_step)
+
+    def layout(self) -> Layout:
+        """Members of one rung: draws × learning rates (one arm: the rung's shape)."""
+        return Layout(1, self.draws, tuple(self.lr_grid))
 
 
-def text_losses(widths: list[int], steps: int, seeds: list[int], k: int, d_emb: int, lr: float,
-                B: int, T: int, max_bytes: int, device: str) -> np.ndarray:
-    """Held-out CE (nats per byte) of every (seed, width) -> (seeds, widths). Widths within 2× of
-    each other train together; AdamW β = (0.9, 0.95), no decay, cosine to zero; each seed has its
-    own window stream (the same for every width)."""
-    train_src = TextSource("train", HELD_OUT, max_bytes)
-    val = TextSource("val", HELD_OUT, max_bytes).sample(256, T + 1, np.random.default_rng(12_345))
-    out = {}
-    for group in buckets(widths):
-        members = [(s, h) for s in seeds for h in group]
-        out.update(zip(members, _train_group(members, train_src, val, steps, k, d_emb, lr, B, T, device)))
-    return np.array([[out[(s, h)] for h in widths] for s in seeds])
+def ladder(lad: Ladder, budget_scale: float, sources: int) -> list[Rung]:
+    """The rungs (text family, V = 256: the dearer head) that fit every member on `sources`."""
+    fam = gpt_family(256, lad.n_ctx, lad.n_layer, lad.n_head, lad.d_max)
+    return fit_ladder(scaled(lad.flops, budget_scale), fam, lad.n_sizes, lad.span,
+                      runs=sources * lad.layout().K, tokens=lad.tokens)
 
 
-def text_power_law_measures(widths: list[int], L: np.ndarray, k: int, d_emb: int,
-                            tokens: int) -> tuple[dict[str, Measure], Figure]:
-    """E-free power-law fits per seed on all but the largest width, and its forecast error."""
-    N = np.array([mlp_params(256, k, d_emb, h, 1) for h in widths], dtype=float)
-    fits = [fit_power_law(N[:-1], row[:-1], n_boot=0) for row in L]
-    err = [(f.predict(N[-1]) - row[-1]) / (row[-1] - f.E) for f, row in zip(fits, L)]
-    measured = {
-        "text_alpha": interval_from_samples([f.alpha for f in fits],
-                                            note="α of L = E + A·N^-α on held-out stdlib bytes, E free"),
-        "text_r2": interval_from_samples([f.r2 for f in fits]),
-        "text_holdout_error": interval_from_samples(
-            err, note=f"(L_pred − L_obs)/(L_obs − E_fit) at N = {N[-1]:.0f}, text"),
-        "text_loss_largest": interval_from_samples(L[:, -1], unit="nats/byte"),
-    }
-    mean = L.mean(0)
-    pooled = fit_power_law(N[:-1], mean[:-1], n_boot=0)
-    xs = np.geomspace(N[0] / 1.5, N[-1] * 1.5, 40)
-    fig = Figure("Real text: held-out loss against model size", "non-embedding parameters N",
-                 "held-out loss (nats/byte)",
-                 [Series("runs (mean over seeds)", N[:-1], mean[:-1], "points"),
-                  Series("held-out larger model", N[-1:], mean[-1:], "points"),
-                  Series(f"fit, E free: α = {pooled.alpha:.2f}, E = {pooled.E:.2f}", xs, pooled.predict(xs))],
-                 xscale="log", caption=f"Byte-level MLP LMs over the last {k} bytes of the standard "
-                 f"library's source; {tokens:,} training bytes for every size; held-out files.")
-    return measured, fig
+def zipf_source(zipf: float) -> ZipfBlockSource:
+    """The known-entropy source of the run claims (V = 64, 16 topics, order 2, Dirichlet(0.5))."""
+    return ZipfBlockSource(V=64, order=2, alpha=0.5, seed=0, blocks=16, zipf=zipf)
+
+
+def markov_name(src: ZipfBlockSource) -> str:
+    return f"markov:zipf{src.zipf:g}-V{src.V}-topics{src.blocks}"
+
+
+def run_ladder(rungs: list[Rung], lad: Ladder, train_src, evals: dict, device: str,
+               eval_at: tuple[int, ...] = ()) -> dict:
+    """Train every rung at every rate of the grid once per draw on `train_src`; per (rung, draw)
+    keep the rate with the lowest loss on separate selection windows (first source in `evals`).
+
+    Draw d: init seed nested_seed(d, 0), its own training stream and its own held-out windows.
+    -> {"loss": {name: (draws, sizes)}, "curve": (draws, sizes, len(eval_at)) on the first
+    source, "windows": {name: [per draw]}, "lr": (draws, sizes) chosen rates}."""
+    lay, D = lad.layout(), range(lad.draws)
+    first = next(iter(evals))
+    wins = {k: [heldout(s, lad.eval_seqs, lad.n_ctx, seed=nested_seed(d, 500)) for d in D]
+            for k, s in {"select": evals[first], **evals}.items()}
+    mem = lay.members()
+    loss = {k: np.empty((lad.draws, len(rungs))) for k in evals}
+    curve = np.full((lad.draws, len(rungs), len(eval_at)), np.nan)
+    lr = np.empty((lad.draws, len(rungs)))
+    for i, r in enumerate(rungs):
+        end, cur = train_scored(replace(r.shape.cfg, vocab_size=train_src.V), train_src, lad.setting(),
+                                lad.steps(r), [g for _, _, g in mem], [nested_seed(d, 0) for _, d, _ in mem],
+                                [nested_seed(d, 700) for _, d, _ in mem], device, wins,
+                                [d for _, d, _ in mem], first, eval_at)
+        pick = lay.choose(end["select"])[0]
+        for k in evals:
+            loss[k][:, i] = end[k][pick]
+        curve[:, i], lr[:, i] = cur[pick], np.array([g for _, _, g in mem])[pick]
+    return {"loss": loss, "curve": curve, "windows": wins, "lr": lr}
+
+
+def _own(stack: GPTStack, per_draw: list[torch.Tensor], draw: list[int]) -> np.ndarray:
+    """Held-out loss of every member on its own draw's windows -> (K,)."""
+    by = [heldout_loss(stack, w).numpy() for w in per_draw]
+    return np.array([by[d][j] for j, d in enumerate(draw)])
+
+
+def train_scored(cfg, train_src, setting: LMSetting, steps: int, lrs: list[float], seeds: list[int],
+                 streams: list[int], device: str, windows: dict, draw: list[int], curve_on: str,
+                 eval_at: tuple[int, ...]):
+    """``lm.train_lm`` for members that share a shape and a step count, member j scored on the
+    held-out windows of its draw, windows[name][draw[j]], from several sources (train_lm scores
+    one window set). -> ({name: (K,) loss at the end}, (K, len(eval_at)) on `curve_on`)."""
+    K = len(seeds)
+    stack, end = GPTStack(cfg, seeds, device), {}
+    curve = np.full((K, len(eval_at)), np.nan)
+
+    def on_step(step: int, _logits, _active) -> None:
+        if step + 1 in eval_at:
+            curve[:, eval_at.index(step + 1)] = _own(stack, windows[curve_on], draw)
+
+    def on_done(_done, _active) -> None:
+        end.update({k: _own(stack, w, draw) for k, w in windows.items()})
+
+    train(stack, BatchedAdamW(stack, setting.betas), _feed(train_src, streams, setting.batch, setting.T, device),
+          lr_table(lrs, [steps] * K, setting.schedule, setting.warmup, setting.min_ratio),
+          [steps] * K, [setting.weight_decay] * K, on_step=on_step, on_done=on_done)
+    return end, curve
+
+
+def window_floor(src: ZipfBlockSource, windows: torch.Tensor) -> float:
+    """Bayes loss on `windows`: mean −log p(x_t | x_<t) under the source, t = 1..T (the targets
+    ``heldout_loss`` scores). Before a full context, p comes from the stationary law."""
+    V, k, w = src.V, src.order, windows.numpy()
+    pi = src.pi.reshape((V,) * k)
+    nll = []
+    for t in range(1, k):
+        joint = pi.sum(axis=tuple(range(t + 1, k))) if t + 1 < k else pi
+        cond = joint / joint.sum(-1, keepdims=True)
+        nll.append(-np.log(cond[tuple(w[:, j] for j in range(t + 1))])[:, None])
+    ctx = src.context_index(windows)[:, :-1].numpy()
+    nll.append(-np.log(src.P[ctx, w[:, k:]]))
+    return float(np.concatenate(nll, axis=1).mean())
+
+
+class _Bytes(TextSource):
+    """TextSource's window sampling over other bytes (a slice of the same corpus)."""
+
+    def __init__(self, data: np.ndarray, name: str):
+        self.split, self.name, self.data = "val", name, data
+
+
+def code_and_prose(max_bytes: int) -> tuple[TextSource, TextSource]:
+    """Held-out code (held-out files other than pydoc_data) and prose (the help texts of
+    ``pydoc_data/topics.py``, a held-out file, its string values only), as byte sources."""
+    root = Path(os.__file__).parent
+    topics = root / "pydoc_data" / "topics.py"
+    tree = ast.parse(topics.read_text(encoding="utf-8"))
+    prose = "\n\n".join(n.value for n in ast.walk(tree)
+                        if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) > 200)
+    val = _corpus("val", HELD_OUT, 10 ** 9)
+    code = val[~_mask_of(val, topics.read_bytes())][:max_bytes]
+    p = np.frombuffer(prose.encode("utf-8"), dtype=np.uint8)[:max_bytes]
+    return _Bytes(code, TEXT), _Bytes(p, TEXT + "/pydoc-topics-prose")
+
+
+def _mask_of(data: np.ndarray, part: bytes) -> np.ndarray:
+    """True over the bytes of `part` inside `data` (a whole file of the concatenation)."""
+    at = data.tobytes().find(part)
+    mask = np.zeros(len(data), bool)
+    if at >= 0:
+        mask[at:at + len(part)] = True
+    return mask
+
+
+class UnigramText(TextSource):
+    """Counterfactual text: bytes drawn independently with the corpus's byte frequencies, so no
+    context helps and every model that learns the frequencies sits at the entropy."""
+
+    def sample(self, n: int, T: int, rng: np.random.Generator) -> torch.Tensor:
+        return torch.from_numpy(self.data[rng.integers(0, len(self.data), size=(n, T))].astype(np.int64))

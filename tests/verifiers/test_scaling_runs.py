@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from verifiers import compute_optimal as co
 from verifiers import scaling_runs as sr
-from verifiers.lab.grid import Run
+from verifiers import text_runs as tr
+from verifiers.lab.lm import heldout
 from verifiers.lab.longrange import LagCopySource, LSTMLM, lstm_width_for
 
 fast = settings(max_examples=30, deadline=None)
@@ -48,9 +49,24 @@ def test_isoflop_exponents_recover_a_known_allocation():
 
 def test_tokens_to_reach_interpolates_log_linearly():
     """Half-way in loss between two evaluations is the geometric mean of their steps."""
-    r = Run(4, 0, 40, 1, 1, eval_steps=[10, 20, 40], eval_loss=[3.0, 2.0, 1.0])
-    assert sr.tokens_to_reach(r, 1.5, tokens_per_step=1) == pytest.approx(math.sqrt(20 * 40))
-    assert math.isnan(sr.tokens_to_reach(r, 0.5, tokens_per_step=1))
+    assert sr.tokens_to_reach([10, 20, 40], [3.0, 2.0, 1.0], 1.5, tokens_per_step=1) == pytest.approx(math.sqrt(20 * 40))
+    assert math.isnan(sr.tokens_to_reach([10, 20, 40], [3.0, 2.0, 1.0], 0.5, tokens_per_step=1))
+
+
+def test_an_exact_power_law_is_forecast_and_beats_a_line():
+    """On L = 1 + 5·N^-0.3 the E-free law forecasts the largest size exactly, a line in log N does not."""
+    N = np.geomspace(1e3, 1e5, 5)
+    L = np.stack([1.0 + 5.0 * N ** -0.3] * 2)
+    _, err, err_line = sr._forecast_errors(N, L)
+    assert np.allclose(err, 0, atol=1e-3) and all(abs(e) > 0.1 for e in err_line)
+
+
+def test_never_reached_targets_count_all_tokens():
+    """A size that never reaches the smallest model's final loss is censored at the full budget."""
+    L = np.array([[2.0, 1.5, 2.5]])
+    curve = np.array([[[3.0, 2.0], [2.5, 1.5], [2.9, 2.5]]])
+    tok = sr._tokens_needed(L, curve, (10, 20), tps=1)
+    assert tok[0, 0] == 20 and tok[0, 1] < 20 and tok[0, 2] == 20
 
 
 def test_crossing_finds_the_sign_change():
@@ -96,9 +112,42 @@ def test_lstm_width_matches_the_parameter_count():
         assert abs(n - 12_768) <= abs(LSTMLM(16, 32, other).non_embedding_params() - 12_768)
 
 
-def test_nearly_unshifted_source_gives_slope_one():
-    """When the shifted language is almost the training one, L_shifted tracks L_train with slope ≈ 1."""
-    ev = sr.transfer_offset(widths=[2, 8], steps=20, sigma=0.0, topic_mix=1e-6, seeds=[0],
-                            device="cpu")
-    assert ev.measured["slope_topic"].value == pytest.approx(1.0, abs=1e-3)
-    assert ev.figures and ev.seeds == [0]
+def test_window_floor_is_the_windowed_entropy():
+    """On many windows the Bayes loss is (H(x1|x0) + (T−1)·E)/T: one target per window has only one
+    token of context, the rest the full order-2 context."""
+    src = tr.zipf_source(1.5)
+    T = 16
+    w = heldout(src, 4000, T, seed=3)
+    pi = src.pi.reshape(src.V, src.V)
+    cond = pi / np.where(pi.sum(1, keepdims=True) > 0, pi.sum(1, keepdims=True), 1)
+    h1 = -np.nansum(pi * np.log(np.where(cond > 0, cond, 1)))
+    assert tr.window_floor(src, w) == pytest.approx((h1 + (T - 1) * src.entropy) / T, abs=0.01)
+
+
+def test_code_and_prose_are_disjoint_held_out_text():
+    """The prose is the help texts (no Python 'def' lines); the code holds no help text."""
+    code, prose = tr.code_and_prose(3_000_000)
+    c, p = code.data.tobytes(), prose.data.tobytes()
+    assert b"Assert statements are a convenient way" in p and b"\ndef " not in p
+    assert b"Assert statements are a convenient way" not in c and b"\ndef " in c
+
+
+def test_unigram_text_has_no_context():
+    """Neighbouring bytes of the counterfactual source are independent: a byte repeats its
+    predecessor at the chance rate Σ p², not at the corpus's rate."""
+    src = tr.UnigramText("train", tr.HELD_OUT, 300_000)
+    x = src.sample(2000, 32, np.random.default_rng(0)).numpy()
+    p = np.bincount(src.data, minlength=256) / len(src.data)
+    assert (x[:, 1:] == x[:, :-1]).mean() == pytest.approx((p ** 2).sum(), abs=0.01)
+
+
+def test_a_ladder_member_is_scored_on_its_own_draws_windows():
+    """Two draws of one rung: each member's loss is its loss on its own draw's windows, and the
+    chosen rate is one of the grid."""
+    src = tr.zipf_source(1.5)
+    lad = tr.Ladder(1e12, 2, 0.3, 2048, 1, 2, 16, 8, (1e-2, 3e-2), 4, 8, 2)
+    rungs = tr.ladder(lad, 1.0, 1)
+    out = tr.run_ladder(rungs, lad, src, {"m": src}, "cpu", eval_at=(4,))
+    assert out["loss"]["m"].shape == (2, len(rungs)) and np.isfinite(out["curve"]).all()
+    assert set(out["lr"].ravel()) <= {1e-2, 3e-2}
+    assert not np.allclose(out["windows"]["m"][0], out["windows"]["m"][1])
