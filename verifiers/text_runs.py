@@ -25,7 +25,7 @@ import torch
 
 from .lab.batched import BatchedAdamW, lr_table, train
 from .lab.budget import Rung, fit_ladder, gpt_family, scaled
-from .lab.lm import LMSetting, _feed, heldout, heldout_loss
+from .lab.lm import LMSetting, heldout, heldout_loss, member_feed as _feed
 from .lab.stacks import GPTStack
 from .lab.text import NAME as TEXT, TextSource, _corpus
 from .lab.tuning import Layout, nested_seed
