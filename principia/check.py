@@ -63,11 +63,23 @@ def _problems_for(root: Path, item: dict[str, Any]) -> list[list[str]]:
     return out
 
 
+NO_FALSIFIER_MIN = 80  # characters: what was tried and why it failed, not a shrug
+
+
 def falsifier_problems(kb: KnowledgeBase) -> list[Problem]:
-    """A testable claim must be able to fail: every kind but 'open' declares at least one falsifier."""
-    return [Problem(kb.files[cid], "falsify", f"kind '{c.kind}' needs at least one 'falsify' entry: "
-                    "perturbed params under which the claim must come out refuted")
-            for cid, c in sorted(kb.claims.items()) if c.kind in NUMERIC_KINDS and not c.falsify]
+    """A testable claim must be able to fail: every kind but 'open' declares at least one falsifier.
+    A run claim may instead explain, in 'no_falsifier', what was tried (the page shows it)."""
+    out = []
+    for cid, c in sorted(kb.claims.items()):
+        if c.kind not in NUMERIC_KINDS or c.falsify:
+            continue
+        if c.kind == "run" and len(c.no_falsifier.strip()) >= NO_FALSIFIER_MIN:
+            continue
+        extra = (f" (or, for a run claim, 'no_falsifier': at least {NO_FALSIFIER_MIN} characters on "
+                 "what was tried)") if c.kind == "run" else ""
+        out.append(Problem(kb.files[cid], "falsify", f"kind '{c.kind}' needs at least one 'falsify' "
+                           f"entry: perturbed params under which the claim must come out refuted{extra}"))
+    return out
 
 
 def probe_main(root: str) -> None:

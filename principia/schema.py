@@ -178,6 +178,9 @@ class Claim(Strict):
     falsify: list[Falsifier] = Field(default_factory=list)
     scope: str = Field("", description="What a small analogue does and does not show")
     untestable: str = Field("", description="For kind 'open': why no run here can settle it")
+    no_falsifier: str = Field("", description=(
+        "For kind 'run' only, in place of 'falsify': what was tried and why no perturbed setting "
+        "can make this run refute the claim yet; shown on the claim page as an open weakness"))
     tables: list[Annotated[str, Field(pattern=TABLE_KEY_RE)]] = Field(
         default_factory=list, description="For kind 'published': transcribed tables "
                                           "data/<reference-key>/<name>.csv the verifier re-analyses")
@@ -236,6 +239,8 @@ class Claim(Strict):
             if "fast" not in self.tiers:
                 raise ValueError("every testable claim needs a 'fast' tier under 'tiers' (it may be {})")
             self._falsifiers_fit()
+        if self.no_falsifier.strip() and (self.kind != "run" or self.falsify):
+            raise ValueError("'no_falsifier' is only for a run claim that has no 'falsify' entry")
         return self
 
     def _falsifiers_fit(self) -> None:

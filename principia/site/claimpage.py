@@ -188,6 +188,9 @@ def _decision(v: ClaimView) -> list[str]:
         falsify = [f"{html_text(', '.join(f'{k}={fmt(x)}' for k, x in f.params.items()))} "
                    f"({f.tier} tier): {html_math(f.why)}" for f in v.claim.falsify]
         body += "<p>Falsification: with these parameters the verifier must come out refuted.</p>" + H.ul(falsify)
+    elif v.claim.no_falsifier:
+        body += ("<p><strong>No falsifier yet</strong> — this run has not been shown able to refute "
+                 f"the claim: {html_math(v.claim.no_falsifier)}</p>")
     return H.block(body, head="Decision rule")
 
 
