@@ -86,3 +86,4 @@ def test_shard_argument_is_validated(kb_root, capsys):
     """A malformed --shard is refused with a message."""
     assert main(["--root", str(kb_root), "verify", "--shard", "3/2"]) == 2
     assert "shard" in capsys.readouterr().err
+
