@@ -39,6 +39,7 @@ class Plan:
     claim_h: str
     code_h: str
     cached: bool
+    last_s: float = 0.0  # seconds the recorded result took: runs are scheduled longest first
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -109,7 +110,7 @@ def plan(kb: KnowledgeBase, ids: list[str], tier: str, device: str, force: bool,
         old = store.fetch(cid, tier)
         cached = (not force and old is not None and old.get("verdict") != "error"
                   and old.get("provenance", {}).get("inputs_key") == key)
-        out.append(Plan(cid, c, key, ch, cod, cached))
+        out.append(Plan(cid, c, key, ch, cod, cached, _duration(old)))
     return out
 
 
@@ -119,10 +120,9 @@ def _run_on(device: str, budget_scale: float) -> str:
     return device if budget_scale == 1 else f"{device}|budget×{budget_scale:g}"
 
 
-def _last_duration(store: ResultStore, cid: str, tier: str) -> float:
-    """Seconds the claim's recorded result took (0 when none): runs are scheduled longest first."""
-    old = store.fetch(cid, tier) or {}
-    d = (old.get("provenance") or {}).get("duration_s")
+def _duration(old: dict[str, Any] | None) -> float:
+    """Seconds a recorded result took (0 when there is none)."""
+    d = ((old or {}).get("provenance") or {}).get("duration_s")
     return float(d) if isinstance(d, (int, float)) else 0.0
 
 
@@ -255,7 +255,7 @@ def verify(root: Path | str = ".", ids: list[str] | None = None, tier: str = "fa
                 continue
             tasks.append(task)
             by_id[p.claim_id] = p
-    tasks.sort(key=lambda t: -_last_duration(store, t.claim_id, tier))  # longest first: less idle
+    tasks.sort(key=lambda t: -by_id[t.claim_id].last_s)  # longest first: less idle at the end
     for res in run_tasks(tasks, jobs, on_start=lambda t: emit("start", t.claim_id, None)):
         record(by_id[res.task.claim_id], res)
     return rows
