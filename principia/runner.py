@@ -131,8 +131,10 @@ def _server_env() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _start(ctx, task: Task, tmpdir: str, lifeline: Any) -> _Running:
-    base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}-{task.claim_id}")
+def _start(ctx, task: Task, tmpdir: str, lifeline: Any, n: int) -> _Running:
+    # n numbers the task in this call: two runs of one claim started together must not share
+    # files (counting the folder's entries did not work: a child creates its files only later)
+    base = os.path.join(tmpdir, f"{n}-{task.claim_id}")
     proc = ctx.Process(target=child_main, args=(task, base + ".reply", base + ".out", lifeline), daemon=True)
     with _server_env():
         proc.start()
@@ -224,6 +226,7 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
     ctx = _context(few=len(pending) <= max(1, jobs))
     running: list[_Running] = []
     lifeline, alive = ctx.Pipe(duplex=False)  # never written: closes when this process ends
+    started = 0
     with tempfile.TemporaryDirectory(prefix="principia-run-") as tmpdir:
         try:
             while pending or running:
@@ -231,7 +234,8 @@ def run_tasks(tasks: Iterable[Task], jobs: int = 1,
                     task = pending.pop(0)
                     if on_start:
                         on_start(task)
-                    running.append(_start(ctx, task, tmpdir, lifeline))
+                    running.append(_start(ctx, task, tmpdir, lifeline, started))
+                    started += 1
                 for r in list(running):
                     res = _poll(r)
                     if res is not None:

@@ -63,3 +63,14 @@ def test_peak_memory_of_each_verifier_is_recorded(kb_root):
     res = {r.task.claim_id: r for r in run_tasks([small, big], jobs=1)}
     assert res["m0"].ok and res["m300"].ok
     assert res["m300"].peak_rss - res["m0"].peak_rss >= 250 * 2**20
+
+
+def test_one_task_twice_at_once_gives_two_results(kb_root):
+    """Two runs of the same claim started together each report from their own process (CI once
+    saw them share one reply file and one of them fail)."""
+    from principia.runner import Task, run_tasks
+    task = Task("twin", "verifiers.faulty:whoami", {"pause": 0.3}, 60, root=str(kb_root))
+    for _ in range(3):
+        res = list(run_tasks([task, task], jobs=2))
+        assert all(r.ok for r in res), [r.error for r in res]
+        assert len({r.evidence["measured"]["pid"]["value"] for r in res}) == 2
