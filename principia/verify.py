@@ -39,7 +39,9 @@ class Plan:
     claim_h: str
     code_h: str
     cached: bool
-    last_s: float = 0.0  # seconds the recorded result took: runs are scheduled longest first
+    # seconds the recorded result took, or a tenth of the tier's timeout when none is recorded
+    # (a fresh results folder): runs are scheduled longest first, so the last ones are short
+    last_s: float = 0.0
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -110,7 +112,7 @@ def plan(kb: KnowledgeBase, ids: list[str], tier: str, device: str, force: bool,
         old = store.fetch(cid, tier)
         cached = (not force and old is not None and old.get("verdict") != "error"
                   and old.get("provenance", {}).get("inputs_key") == key)
-        out.append(Plan(cid, c, key, ch, cod, cached, _duration(old)))
+        out.append(Plan(cid, c, key, ch, cod, cached, _duration(old) or c.timeout(tier) / 10))
     return out
 
 

@@ -74,3 +74,24 @@ def test_one_task_twice_at_once_gives_two_results(kb_root):
         res = list(run_tasks([task, task], jobs=2))
         assert all(r.ok for r in res), [r.error for r in res]
         assert len({r.evidence["measured"]["pid"]["value"] for r in res}) == 2
+
+
+def test_longest_runs_start_first(kb_root):
+    """With nothing recorded, a larger timeout starts first; once recorded, the longer run does."""
+    for cid, t in (("short", 5), ("long", 50), ("mid", 20)):
+        write_claim(kb_root, cid, claim_text("good", timeout=t))
+    order = lambda: [c for ev, c, _ in _events(kb_root) if ev == "start"]
+    assert order() == ["long", "mid", "short"]
+    import json
+    for cid, s in (("short", 9.0), ("long", 1.0), ("mid", 3.0)):
+        path = kb_root / "results" / f"{cid}.fast.json"
+        res = json.loads(path.read_text())
+        res["provenance"]["duration_s"] = s
+        path.write_text(json.dumps(res))
+    assert order() == ["short", "mid", "long"]
+
+
+def _events(root):
+    seen = []
+    verify(root, force=True, on_event=lambda *ev: seen.append(ev))
+    return seen
