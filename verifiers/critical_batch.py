@@ -162,7 +162,7 @@ def critical_batch_size(data: dict, sources: list[str], gpt: dict, flops: Pos, n
                   seeds=list(seeds))
     return recorded(ev, replication(len(data_draws), len(seeds), DRAWS),
                     scale(rungs[-1].shape.N, max(B * n for B, n in zip(B_grid, steps)) * T,
-                          [corpus_name(k, data) for k in sources]))
+                          [corpus_name(k, data) for k in sources], rungs[0].shape.N))
 
 
 def _figures(runs: dict, B_grid: list[int], rungs: list) -> list[Figure]:

@@ -1,7 +1,7 @@
 """Scaling laws measured on tiny models: GPT ladders on real text and a Zipfian Markov source.
 
 loss-power-law, sample-efficiency and transfer-offset train a GPT ladder from a FLOP budget on
-both sources (``verifiers.text_runs``). ``Lab``/``run_grid`` below are the MLP lab that
+both sources (``verifiers.lab.ladder``). ``Lab``/``run_grid`` below are the MLP lab that
 ``verifiers.compute_optimal`` uses: ``ZipfBlockSource`` (V = 64 tokens in 16 'topics' with Zipf weights, order-2 chains,
 exact entropy E), MLP language models over the last two tokens with one hidden layer of width h
 (N = non-embedding parameters, Kaplan et al. 2020 §2.1), AdamW with a cosine schedule that ends
@@ -25,11 +25,10 @@ from principia.types import Frac, NonNeg, Pos, PosInt
 from verifiers.lab.grid import GridSetting, Run
 from verifiers.lab.grid import run_grid as grid_runs
 from verifiers.lab.stacks import mlp_params
-from verifiers.lab.text import NAME as TEXT, TextSource
+from verifiers.lab.ladder import HELD_OUT, Ladder, ladder, markov_name, run_ladder, window_floor, zipf_source
+from verifiers.lab.text import NAME as TEXT, TextSource, UnigramText, code_and_prose
 from verifiers.lab.tuning import recorded, replication, scale
 from verifiers.lab.zipfsource import ZipfBlockSource
-from verifiers.text_runs import (HELD_OUT, Ladder, UnigramText, code_and_prose, ladder, markov_name,
-                                 run_ladder, window_floor, zipf_source)
 
 __all__ = ["Lab", "run_grid", "lab_scale", "STREAMS", "tokens_to_reach", "loss_power_law", "sample_efficiency",
            "transfer_offset"]
@@ -88,7 +87,7 @@ STREAMS = ("one fixed Zipfian source of known entropy; each seed draws its own t
 
 def lab_scale(lab: Lab, runs: Sequence[Run]) -> dict:
     """Evidence.scale of a grid: its largest N, its longest run's tokens, and the source."""
-    return scale(max(r.N for r in runs), max(r.D for r in runs), [lab.data_name])
+    return scale(max(r.N for r in runs), max(r.D for r in runs), [lab.data_name], min(r.N for r in runs))
 
 
 def tokens_to_reach(steps: Sequence[int], loss: Sequence[float], target: float,
@@ -131,7 +130,8 @@ def _with_lr(table: list[dict], name: str, out: dict) -> list[dict]:
 
 
 def _scale(rungs, lad: Ladder, names: list[str]) -> dict:
-    return scale(rungs[-1].shape.N, max(lad.steps(r) for r in rungs) * lad.setting().tokens_per_step, names)
+    return scale(rungs[-1].shape.N, max(lad.steps(r) for r in rungs) * lad.setting().tokens_per_step, names,
+                 rungs[0].shape.N)
 
 
 def _reason(lad: Ladder) -> str:
@@ -201,45 +201,60 @@ def _regime_note(N: np.ndarray, local: np.ndarray, band: float) -> str:
             ("." if last == len(m) else f"; beyond it the models approach the entropy and the law stops."))
 
 
-def _law_figures(N, Lt, Lm, floor, fit) -> list[Figure]:
+def _text_figure(N, Lt, fit) -> Figure:
     xs = np.geomspace(N[0] / 1.5, N[-1] * 1.5, 40)
-    text = Figure("Real text: held-out loss against model size", "non-embedding parameters N",
+    return Figure("Real text: held-out loss against model size", "non-embedding parameters N",
                   "held-out loss (nats/byte)",
                   [Series("runs (mean over draws)", N, Lt.mean(0), "points"),
                    Series(f"fit, E free: α = {fit.alpha:.2f}, E = {fit.E:.2f}", xs, fit.predict(xs))],
                   xscale="log", caption="GPT ladder on the standard library's bytes; held-out files.")
-    markov = Figure("Known-entropy source: excess loss against model size", "non-embedding parameters N",
-                    "L − E (nats)", [Series("runs (mean over draws)", N, (Lm - floor).mean(0), "points")],
-                    xscale="log", yscale="log",
-                    caption="E is the source's Bayes loss on the same held-out windows.")
-    return [text, markov]
+
+
+def _markov_figure(N, Lm, floor) -> Figure:
+    return Figure("Known-entropy source: excess loss against model size", "non-embedding parameters N",
+                  "L − E (nats)", [Series("runs (mean over draws)", N, (Lm - floor).mean(0), "points")],
+                  xscale="log", yscale="log",
+                  caption="E is the source's Bayes loss on the same held-out windows.")
 
 
 def loss_power_law(flops: Pos, n_sizes: PosInt, span: Pos, tokens: PosInt, n_layer: PosInt,
                    n_head: PosInt, n_ctx: PosInt, d_max: PosInt, lr_grid: list[float], batch: PosInt,
                    eval_seqs: PosInt, draws: PosInt, zipf: NonNeg, text_bytes: PosInt,
-                   text_unigram: bool, regime_band: Frac, device: str = "cpu",
+                   text_unigram: bool, regime_band: Frac, markov_ladder: bool, device: str = "cpu",
                    budget_scale: float = 1.0) -> Evidence:
-    """L(N) at fixed data on a GPT ladder: on real text (E free, decided) and on a known-entropy
-    source (E exact, shown: where the power law holds and where it stops)."""
+    """L(N) at fixed data on a GPT ladder: on real text (E free, decided) and, when
+    `markov_ladder`, on a known-entropy source (E exact, shown: where the law holds and stops)."""
     lad = _ladder(flops, n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, lr_grid, batch, eval_seqs, draws)
-    rungs = ladder(lad, budget_scale, 2)
+    rungs = ladder(lad, budget_scale, 1 + markov_ladder)
     N = np.array([r.shape.N for r in rungs], float)
     tr, va = _text(text_bytes, text_unigram)
     ot = run_ladder(rungs, lad, tr, {"text": va}, device)
     Lt = ot["loss"]["text"]
+    pooled = fit_power_law(N, Lt.mean(0), n_boot=0)
+    table = _with_lr([{**row, "text_loss": float(a)} for row, a in zip(_ladder_table(rungs, lad), Lt.mean(0))],
+                     "text", ot)
+    ev = Evidence(measured=_text_law(N, Lt), figures=[_text_figure(N, Lt, pooled)], table=table,
+                  seeds=list(range(draws)))
+    names = [tr.name]
+    if markov_ladder:
+        names.append(_add_markov_ladder(ev, rungs, lad, zipf, regime_band, device))
+    return recorded(ev, replication(draws, 1, _reason(lad)), _scale(rungs, lad, names))
+
+
+def _add_markov_ladder(ev: Evidence, rungs, lad: Ladder, zipf: float, band: float, device: str) -> str:
+    """The same ladder on the known-entropy source, added to `ev` -> the source's name."""
     src = zipf_source(zipf)
     om = run_ladder(rungs, lad, src, {"markov": src}, device)
+    N = np.array([r.shape.N for r in rungs], float)
     Lm, floor = om["loss"]["markov"], _floors(src, om, "markov")
     mm, local = _markov_law(N, Lm, floor)
-    measured = {**_text_law(N, Lt), **mm}
-    pooled = fit_power_law(N, Lt.mean(0), n_boot=0)
-    table = [{**row, "text_loss": float(a), "markov_loss_minus_E": float(b)}
-             for row, a, b in zip(_ladder_table(rungs, lad), Lt.mean(0), (Lm - floor).mean(0))]
-    table = _with_lr(_with_lr(table, "text", ot), "markov", om)
-    ev = Evidence(measured=measured, figures=_law_figures(N, Lt, Lm, floor, pooled), table=table,
-                  notes=[_regime_note(N, local, regime_band)], seeds=list(range(draws)))
-    return recorded(ev, replication(draws, 1, _reason(lad)), _scale(rungs, lad, [tr.name, markov_name(src)]))
+    ev.measured.update(mm)
+    ev.figures.append(_markov_figure(N, Lm, floor))
+    for row, x in zip(ev.table, (Lm - floor).mean(0)):
+        row["markov_loss_minus_E"] = float(x)
+    ev.table[:] = _with_lr(ev.table, "markov", om)
+    ev.notes.append(_regime_note(N, local, band))
+    return markov_name(src)
 
 
 # ---------------------------------------------------------------- sample-efficiency
@@ -330,7 +345,7 @@ def transfer_offset(flops: Pos, n_sizes: PosInt, span: Pos, tokens: PosInt, n_la
     `shift_text`: 'prose' (pydoc topics) or 'unigram' (the counterfactual: i.i.d. bytes)."""
     lad = _ladder(flops, n_sizes, span, tokens, n_layer, n_head, n_ctx, d_max, lr_grid, batch, eval_seqs, draws)
     rungs = ladder(lad, budget_scale, 2)
-    code, prose = code_and_prose(text_bytes)
+    code, prose = code_and_prose(text_bytes, HELD_OUT)
     shifted = prose if shift_text == "prose" else _text(text_bytes, True)[1]
     ot = run_ladder(rungs, lad, TextSource("train", HELD_OUT, text_bytes), {"code": code, "prose": shifted}, device)
     src, shifts = _shift_sources(sigma, topic_mix, zipf)

@@ -138,7 +138,8 @@ def lr_vs_model_size(gpt3_lr: list[float], gpt3_d_model: list[float], V: PosInt,
                   seeds=list(seeds))
     return recorded(ev, replication(len(data_draws), len(seeds), DRAWS + "; " + GPT_DRAWS),
                     scale(max(mlp_params(V, order, 16, max(widths), n_layers), rungs[-1].shape.N),
-                          max(steps * B, rungs[-1].tokens), [f"markov:V{V}-order{order}", TEXT_NAME]))
+                          max(steps * B, rungs[-1].tokens), [f"markov:V{V}-order{order}", TEXT_NAME],
+                          min(mlp_params(V, order, 16, min(widths), n_layers), rungs[0].shape.N)))
 
 
 def _lr_size_measured(arms: dict, widths, gpt3_d_model, gpt3_lr) -> dict:

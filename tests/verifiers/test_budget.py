@@ -18,6 +18,21 @@ def test_counts_match_a_built_model():
         assert GPT(s.cfg).non_embedding_params() == s.N
 
 
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from([16, 256]), st.integers(1, 3), st.sampled_from([1, 2, 4]), st.integers(5, 12),
+       st.fixed_dictionaries({}, optional={"pos": st.sampled_from(["learned", "rope", "none"]),
+                                           "norm": st.sampled_from(["pre", "post"]),
+                                           "parallel": st.booleans(), "bias": st.booleans(),
+                                           "tie_embeddings": st.booleans(),
+                                           "n_kv_head": st.just(1), "d_ff": st.just(24)}))
+def test_every_width_is_counted_as_built(V, layers, heads, n, switches):
+    """The family's counts (a quadratic fitted through three widths) equal a build at every width."""
+    for s in gpt_family(V, 16, layers, heads, heads * n, **switches):
+        net = GPT(s.cfg)
+        mats = sum(p.numel() for k, p in net.named_parameters() if p.dim() == 2 and k.startswith("blocks."))
+        assert (s.N, s.N_matmul) == (net.non_embedding_params(), mats + s.cfg.d_model * V)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.floats(1e12, 1e15), st.integers(3, 6), st.sampled_from([1.0, 1.5, 2.0]),
        st.integers(1, 5))

@@ -31,3 +31,18 @@ def test_a_member_does_not_depend_on_its_neighbours():
     alone = train_lm(cfg, src, SETTING, [20], [1e-2], [5], [7], "cpu", win)
     pair = train_lm(cfg, src, SETTING, [20, 10], [1e-2, 3e-2], [5, 6], [7, 8], "cpu", win)
     np.testing.assert_allclose(alone.loss[0], pair.loss[0], rtol=1e-4)
+
+
+def test_each_member_can_be_scored_on_its_own_windows():
+    """Windows (K, n, T+1) score member k on windows[k] alone: the same loss as scoring every
+    member on those windows and keeping member k's."""
+    import torch
+    from verifiers.lab.lm import heldout_loss
+    from verifiers.lab.stacks import GPTStack
+    src = MarkovSource(V=16, order=1, alpha=0.5, seed=3)
+    stack = GPTStack(gpt_family(16, 32, 1, 4, 16)[-1].cfg, [1, 2, 3], "cpu")
+    wins = [heldout(src, 40, 32, seed=s) for s in (10, 11, 12)]
+    own = heldout_loss(stack, torch.stack(wins))
+    shared = [heldout_loss(stack, w)[k] for k, w in enumerate(wins)]
+    np.testing.assert_allclose(own.numpy(), np.array(shared), rtol=1e-6)
+    assert len(set(own.tolist())) == 3

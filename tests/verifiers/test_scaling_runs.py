@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from verifiers import compute_optimal as co
 from verifiers import scaling_runs as sr
-from verifiers import text_runs as tr
+from verifiers.lab import ladder as tr
+from verifiers.lab import text
 from verifiers.lab.lm import heldout
 from verifiers.lab.longrange import LagCopySource, LSTMLM, lstm_width_for
 
@@ -126,7 +127,7 @@ def test_window_floor_is_the_windowed_entropy():
 
 def test_code_and_prose_are_disjoint_held_out_text():
     """The prose is the help texts (no Python 'def' lines); the code holds no help text."""
-    code, prose = tr.code_and_prose(3_000_000)
+    code, prose = text.code_and_prose(3_000_000, tr.HELD_OUT)
     c, p = code.data.tobytes(), prose.data.tobytes()
     assert b"Assert statements are a convenient way" in p and b"\ndef " not in p
     assert b"Assert statements are a convenient way" not in c and b"\ndef " in c
@@ -135,7 +136,7 @@ def test_code_and_prose_are_disjoint_held_out_text():
 def test_unigram_text_has_no_context():
     """Neighbouring bytes of the counterfactual source are independent: a byte repeats its
     predecessor at the chance rate Σ p², not at the corpus's rate."""
-    src = tr.UnigramText("train", tr.HELD_OUT, 300_000)
+    src = text.UnigramText("train", tr.HELD_OUT, 300_000)
     x = src.sample(2000, 32, np.random.default_rng(0)).numpy()
     p = np.bincount(src.data, minlength=256) / len(src.data)
     assert (x[:, 1:] == x[:, :-1]).mean() == pytest.approx((p ** 2).sum(), abs=0.01)
@@ -151,3 +152,18 @@ def test_a_ladder_member_is_scored_on_its_own_draws_windows():
     assert out["loss"]["m"].shape == (2, len(rungs)) and np.isfinite(out["curve"]).all()
     assert set(out["lr"].ravel()) <= {1e-2, 3e-2}
     assert not np.allclose(out["windows"]["m"][0], out["windows"]["m"][1])
+
+
+def test_the_known_entropy_ladder_is_added_only_when_asked():
+    """loss-power-law on text alone, then with the Markov ladder: the second adds the Markov
+    measures, figure and source name and leaves the text ones unchanged."""
+    args = dict(flops=3e10, n_sizes=4, span=0.6, tokens=4096, n_layer=1, n_head=2, n_ctx=16, d_max=24,
+                lr_grid=[1e-2], batch=4, eval_seqs=8, draws=2, zipf=1.5, text_bytes=200_000,
+                text_unigram=False, regime_band=0.5)
+    text = sr.loss_power_law(markov_ladder=False, **args)
+    both = sr.loss_power_law(markov_ladder=True, **args)
+    assert not any(k.startswith("markov") for k in text.measured)
+    assert {"markov_alpha_first", "markov_entropy"} <= set(both.measured)
+    assert len(both.figures) == len(text.figures) + 1
+    assert any(d.startswith("markov:") for d in both.scale["data"])
+    assert both.measured["text_gain"].value == text.measured["text_gain"].value

@@ -64,12 +64,26 @@ def _gpt_counts(cfg: GPTConfig) -> tuple[int, int]:
 def gpt_family(vocab_size: int, n_ctx: int, n_layer: int, n_head: int, d_max: int,
                **switches) -> list[Shape]:
     """GPT shapes of depth ``n_layer`` and width d = n_head·j (j = 1, 2, …, up to ``d_max``)."""
-    out = []
-    for d in range(n_head, d_max + 1, n_head):
-        cfg = GPTConfig(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d,
-                        n_head=n_head, **switches)
-        out.append(Shape(cfg, *_gpt_counts(cfg)))
-    return out
+    cfg = lambda d: GPTConfig(vocab_size=vocab_size, n_ctx=n_ctx, n_layer=n_layer, d_model=d,
+                              n_head=n_head, **switches)
+    widths = range(n_head, d_max + 1, n_head)
+    counts = _quadratic_counts(len(widths), lambda j: _gpt_counts(cfg(n_head * j)))
+    return [Shape(cfg(d), *c) for d, c in zip(widths, counts)]
+
+
+def _quadratic_counts(n: int, count) -> list[tuple[int, ...]]:
+    """count(j) for j = 1 … n. Every weight of the GPT is d×d, d×4d, d, V×d or T×d, so each
+    count is a quadratic in j: three meta builds fix it and a fourth, at j = n, checks it; should
+    the check fail, every width is built (a meta build costs ~10 ms; families run to 64 widths)."""
+    if n <= 4:
+        return [count(j) for j in range(1, n + 1)]
+    y1, y2, y3 = (count(j) for j in (1, 2, 3))
+    # Newton's form through j = 1, 2, 3; the second difference is even for integer quadratics
+    poly = lambda j: tuple(a + (b - a) * (j - 1) + (c - 2 * b + a) * (j - 1) * (j - 2) // 2
+                           for a, b, c in zip(y1, y2, y3))
+    if poly(n) != count(n):
+        return [count(j) for j in range(1, n + 1)]
+    return [poly(j) for j in range(1, n + 1)]
 
 
 def ladder_cost(rungs: Sequence[Rung], runs: int) -> float:

@@ -63,14 +63,14 @@ def heldout(src, n: int, T: int, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def heldout_loss(stack: GPTStack, windows: torch.Tensor, chunk: int = 32) -> torch.Tensor:
-    """Mean next-token loss of every member on the same windows -> (K,)."""
-    total = torch.zeros(stack.K)
-    for a in range(0, len(windows), chunk):
-        w = windows[a:a + chunk].to(stack.flat.device)
-        x = w[None, :, :-1].expand(stack.K, -1, -1)
-        y = w[None, :, 1:].expand(stack.K, -1, -1)
-        total += member_ce(stack(x), y).cpu() * len(w)
-    return total / len(windows)
+    """Mean next-token loss of every member -> (K,): on the same windows (n, T+1), or member k
+    on its own windows[k] when they are (K, n, T+1)."""
+    w_all = windows if windows.dim() == 3 else windows[None].expand(stack.K, -1, -1)
+    n, total = w_all.shape[1], torch.zeros(stack.K)
+    for a in range(0, n, chunk):
+        w = w_all[:, a:a + chunk].to(stack.flat.device)
+        total += member_ce(stack(w[:, :, :-1]), w[:, :, 1:]).cpu() * w.shape[1]
+    return total / n
 
 
 def member_feed(train_src, streams: Sequence[int], B: int, T: int, device):

@@ -10,29 +10,24 @@ every rung trains with ``verifiers.lab.lm.train_lm`` on two sources, named in ``
   model's excess loss with the windows' sampling noise cancelled.
 
 A data draw is one independent replicate: its own stream of training windows, its own held-out
-windows and its own init seed (``tuning.nested_seed``). For the prose shift of transfer-offset,
-``code_and_prose`` splits the held-out files into code and the prose of ``pydoc_data/topics.py``.
+windows and its own init seed (``tuning.nested_seed``).
 """
 from __future__ import annotations
 
-import ast
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .lab.batched import BatchedAdamW, lr_table, train
-from .lab.budget import Rung, fit_ladder, gpt_family, scaled
-from .lab.lm import LMSetting, heldout, heldout_loss, member_feed as _feed
-from .lab.stacks import GPTStack
-from .lab.text import NAME as TEXT, TextSource, _corpus
-from .lab.tuning import Layout, nested_seed
-from .lab.zipfsource import ZipfBlockSource
+from .batched import BatchedAdamW, lr_table, train
+from .budget import Rung, fit_ladder, gpt_family, scaled
+from .lm import LMSetting, heldout, heldout_loss, member_feed as _feed
+from .stacks import GPTStack
+from .tuning import Layout, nested_seed
+from .zipfsource import ZipfBlockSource
 
 __all__ = ["HELD_OUT", "Ladder", "ladder", "run_ladder", "window_floor", "zipf_source",
-           "code_and_prose", "markov_name", "UnigramText", "train_scored"]
+           "markov_name", "train_scored"]
 
 HELD_OUT = 0.1  # share of files held out (by path hash)
 
@@ -113,8 +108,7 @@ def run_ladder(rungs: list[Rung], lad: Ladder, train_src, evals: dict, device: s
 
 def _own(stack: GPTStack, per_draw: list[torch.Tensor], draw: list[int]) -> np.ndarray:
     """Held-out loss of every member on its own draw's windows -> (K,)."""
-    by = [heldout_loss(stack, w).numpy() for w in per_draw]
-    return np.array([by[d][j] for j, d in enumerate(draw)])
+    return heldout_loss(stack, torch.stack([per_draw[d] for d in draw])).numpy()
 
 
 def train_scored(cfg, train_src, setting: LMSetting, steps: int, lrs: list[float], seeds: list[int],
@@ -153,41 +147,3 @@ def window_floor(src: ZipfBlockSource, windows: torch.Tensor) -> float:
     ctx = src.context_index(windows)[:, :-1].numpy()
     nll.append(-np.log(src.P[ctx, w[:, k:]]))
     return float(np.concatenate(nll, axis=1).mean())
-
-
-class _Bytes(TextSource):
-    """TextSource's window sampling over other bytes (a slice of the same corpus)."""
-
-    def __init__(self, data: np.ndarray, name: str):
-        self.split, self.name, self.data = "val", name, data
-
-
-def code_and_prose(max_bytes: int) -> tuple[TextSource, TextSource]:
-    """Held-out code (held-out files other than pydoc_data) and prose (the help texts of
-    ``pydoc_data/topics.py``, a held-out file, its string values only), as byte sources."""
-    root = Path(os.__file__).parent
-    topics = root / "pydoc_data" / "topics.py"
-    tree = ast.parse(topics.read_text(encoding="utf-8"))
-    prose = "\n\n".join(n.value for n in ast.walk(tree)
-                        if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) > 200)
-    val = _corpus("val", HELD_OUT, 10 ** 9)
-    code = val[~_mask_of(val, topics.read_bytes())][:max_bytes]
-    p = np.frombuffer(prose.encode("utf-8"), dtype=np.uint8)[:max_bytes]
-    return _Bytes(code, TEXT), _Bytes(p, TEXT + "/pydoc-topics-prose")
-
-
-def _mask_of(data: np.ndarray, part: bytes) -> np.ndarray:
-    """True over the bytes of `part` inside `data` (a whole file of the concatenation)."""
-    at = data.tobytes().find(part)
-    mask = np.zeros(len(data), bool)
-    if at >= 0:
-        mask[at:at + len(part)] = True
-    return mask
-
-
-class UnigramText(TextSource):
-    """Counterfactual text: bytes drawn independently with the corpus's byte frequencies, so no
-    context helps and every model that learns the frequencies sits at the entropy."""
-
-    def sample(self, n: int, T: int, rng: np.random.Generator) -> torch.Tensor:
-        return torch.from_numpy(self.data[rng.integers(0, len(self.data), size=(n, T))].astype(np.int64))
