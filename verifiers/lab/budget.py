@@ -78,7 +78,7 @@ def _quadratic_counts(n: int, count) -> list[tuple[int, ...]]:
     if n <= 4:
         return [count(j) for j in range(1, n + 1)]
     y1, y2, y3 = (count(j) for j in (1, 2, 3))
-    # Newton's form through j = 1, 2, 3; the second difference is even for integer quadratics
+    # Newton's form through j = 1, 2, 3 (exact in integers: (j - 1)(j - 2) is always even)
     poly = lambda j: tuple(a + (b - a) * (j - 1) + (c - 2 * b + a) * (j - 1) * (j - 2) // 2
                            for a, b, c in zip(y1, y2, y3))
     if poly(n) != count(n):
