@@ -55,8 +55,7 @@ def test_verifiers_use_only_evidence_types_and_formulas_from_the_engine(path):
 # Debt, each to move into verifiers/lab/: the batch claims share optimisation.py's text/Markov
 # corpus and ladder helpers (this round's redesign; recorded results are keyed on the files).
 KNOWN_TOPIC_IMPORTS = {"compute_optimal": {"verifiers.scaling_runs"}, "double_descent": {"verifiers.dynamics"},
-                       "zloss": {"verifiers.stability"}, "batch_lr": {"verifiers.optimisation"},
-                       "critical_batch": {"verifiers.optimisation"}}
+                       "zloss": {"verifiers.stability"}}
 
 
 def _claim_topics() -> set[str]:

@@ -23,8 +23,8 @@ from principia.types import Pos, PosInt, Seeds
 
 from .lab.lm import train_lm
 from .lab.noise import best_lr, loglog_slope
+from .lab.sources import DRAWS, Corpus, corpus, corpus_name, gpt_ladder, ladder_rows, lm_setting, on_source
 from .lab.tuning import nested_seed, recorded, replication, scale
-from .optimisation import DRAWS, Corpus, corpus, corpus_name, ladder, ladder_rows, lm_setting, on_source
 
 __all__ = ["batch_allows_lr"]
 
@@ -87,7 +87,7 @@ def batch_allows_lr(data: dict, sources: list[str], gpt: dict, flops: Pos, B_gri
     p = {"B_grid": B_grid, "lr_grid": lr_grid, "fixed_steps": fixed_steps, "examples": examples}
     T = gpt["T"]
     runs_per_B = len(sources) * len(data_draws) * len(seeds) * len(lr_grid)
-    rung = ladder(gpt, flops, budget_scale, 1, 0.0, _plan_tokens(B_grid, T, fixed_steps, examples,
+    rung = gpt_ladder(gpt, flops, budget_scale, 1, 0.0, _plan_tokens(B_grid, T, fixed_steps, examples,
                                                                  runs_per_B))[-1]
     runs = {kind: {d: _draw(rung.shape.cfg, corpus(kind, d, data, T, gpt["eval_seqs"]), gpt, p,
                             [nested_seed(d, s) for s in seeds], device) for d in data_draws}

@@ -20,9 +20,9 @@ from principia.types import NonNeg, Pos, PosInt, Seeds
 
 from .lab.lm import train_lm
 from .lab.noise import fit_critical_batch, scaling_efficiency, steps_to_target
+from .lab.sources import (DRAWS, Corpus, corpus, corpus_name, exp_over_draws, gpt_ladder, ladder_rows,
+                          lm_setting, on_source)
 from .lab.tuning import nested_seed, recorded, replication, scale
-from .optimisation import (DRAWS, Corpus, corpus, corpus_name, exp_over_draws, ladder, ladder_rows,
-                           lm_setting, on_source)
 
 __all__ = ["critical_batch_size"]
 
@@ -144,7 +144,7 @@ def critical_batch_size(data: dict, sources: list[str], gpt: dict, flops: Pos, n
          "lr_exponent": lr_exponent, "lr_factors": lr_factors, "target_fracs": target_fracs,
          "size_target_frac": size_target_frac}
     T = gpt["T"]
-    rungs = ladder(gpt, flops, budget_scale, n_sizes, span,
+    rungs = gpt_ladder(gpt, flops, budget_scale, n_sizes, span,
                    _plan_tokens(p, T, len(sources) * len(data_draws) * len(seeds)))
     runs = {kind: {d: _draw(rungs, corpus(kind, d, data, T, gpt["eval_seqs"]), gpt, p,
                             [nested_seed(d, s) for s in seeds], device) for d in data_draws}

@@ -1,17 +1,13 @@
 """Batch size and the gradient noise scale, measured on GPT members on two sources.
 
-The shared set-up of the three batch-size claims (batch-size-vs-loss, batch-allows-lr,
-critical-batch-size) lives here too: GPT members (``verifiers.lab.lm``) trained on both the
-standard library's bytes (``text:cpython-source``) and a Markov source of known entropy, one
-data draw at a time, with the model sizes fitted to the tier's FLOP budget
-(``verifiers.lab.budget``). Batch sizes B count sequences of T tokens; tokens = B·T.
+GPT members (``verifiers.lab.lm``) train on the standard library's bytes and on a Markov source
+of known entropy, one data draw at a time (``verifiers.lab.sources``, shared with the other
+batch-size claims), with the model size fitted to the tier's FLOP budget. Batch sizes B count
+sequences of T tokens; tokens = B·T.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -21,83 +17,15 @@ from principia.formulas import KAPLAN
 from principia.types import Pos, PosInt, Seeds
 
 from .lab.batched import BatchedAdamW, lr_table, member_ce, train
-from .lab.budget import Rung, fit_ladder, gpt_family, scaled
-from .lab.data import MarkovSource
 from .lab.gpt import GPTConfig
-from .lab.lm import LMSetting, heldout, heldout_loss, member_feed as _feed
+from .lab.lm import heldout_loss, member_feed as _feed
 from .lab.noise import loglog_slope, noise_scale
+from .lab.sources import (DRAWS, Corpus, corpus, corpus_name, exp_over_draws, gpt_ladder, ladder_rows,
+                          lm_setting, on_source)
 from .lab.stacks import GPTStack
-from .lab.text import NAME as TEXT_NAME, TextSource
 from .lab.tuning import nested_seed, recorded, replication, scale
 
-__all__ = ["batch_size_vs_loss", "kaplan_bcrit", "Corpus", "corpus", "ladder", "lm_setting",
-           "on_source", "corpus_name", "ladder_rows", "exp_over_draws", "DRAWS"]
-
-DRAWS = ("a data draw is a fresh Markov source (its transition table redrawn) with fresh token "
-         "streams, or, on the one text corpus, a fresh sample of training windows (the members' "
-         "streams) and of held-out windows; init seeds nest inside a draw")
-
-
-# ---------------------------------------------------------------- GPT members on both sources
-
-@dataclass(frozen=True)
-class Corpus:
-    """One data draw of one source: training windows, fixed held-out windows, entropy floor."""
-
-    kind: str                 # "text" | "markov"
-    name: str                 # its name in Evidence.scale
-    src: object               # sample(n, T, rng) -> (n, T) int64
-    windows: torch.Tensor     # held-out windows (lm.heldout), shared by every member of the draw
-    V: int
-    entropy: float            # nats per token; NaN on text (unknown)
-
-
-def corpus(kind: str, draw: int, data: dict, T: int, eval_seqs: int) -> Corpus:
-    """Draw `draw` of source `kind` ("text" or "markov"), settings from the claim's `data`."""
-    if kind == "text":
-        d = data["text"]
-        val = TextSource("val", d["held_out_frac"], d["val_bytes"])
-        return Corpus(kind, TEXT_NAME, TextSource("train", d["held_out_frac"], d["train_bytes"]),
-                      heldout(val, eval_seqs, T, seed=draw), TextSource.V, math.nan)
-    if kind != "markov":
-        raise ValueError(f"data source must be 'text' or 'markov' (got {kind!r})")
-    m = data["markov"]
-    src = MarkovSource(V=m["V"], order=m["order"], alpha=m["alpha"], seed=draw,
-                       support=m["support"] or None)
-    return Corpus(kind, corpus_name(kind, data), src,
-                  heldout(src, eval_seqs, T, seed=10_000 + draw), m["V"], src.entropy)
-
-
-def corpus_name(kind: str, data: dict) -> str:
-    """The source's name in Evidence.scale (a real corpus's begins with ``text:``)."""
-    m = data["markov"]
-    return TEXT_NAME if kind == "text" else f"markov:V{m['V']}-order{m['order']}"
-
-
-def ladder(gpt: dict, flops: float, budget_scale: float, n_sizes: int, span: float,
-           tokens: int) -> list[Rung]:
-    """The sizes the budget affords (``budget.fit_ladder`` with a fixed token plan per size),
-    counted on the byte vocabulary (the costlier of the two sources)."""
-    fam = gpt_family(TextSource.V, gpt["T"], gpt["n_layer"], gpt["n_head"], gpt["d_max"])
-    return fit_ladder(scaled(flops, budget_scale), fam, n_sizes, span, tokens=int(tokens))
-
-
-def on_source(cfg: GPTConfig, c: Corpus) -> GPTConfig:
-    """The rung's shape with the source's vocabulary (N, the non-embedding count, is unchanged)."""
-    return dataclasses.replace(cfg, vocab_size=c.V)
-
-
-def lm_setting(gpt: dict, batch: int) -> LMSetting:
-    """Adam at a constant rate (no warm-up, no decay, no weight decay), batch of `batch` windows."""
-    return LMSetting(batch=int(batch), T=gpt["T"], betas=tuple(gpt["betas"]),
-                     weight_decay=gpt["weight_decay"], schedule="constant",
-                     eval_seqs=gpt["eval_seqs"])
-
-
-def ladder_rows(rungs: Sequence[Rung]) -> list[dict]:
-    """The chosen ladder for the evidence table."""
-    return [{"d_model": r.shape.cfg.d_model, "n_layer": r.shape.cfg.n_layer, "N": r.shape.N,
-             "tokens_planned": r.tokens, "flops": r.flops} for r in rungs]
+__all__ = ["batch_size_vs_loss", "kaplan_bcrit"]
 
 
 # ---------------------------------------------------------------- batch size vs loss
@@ -189,13 +117,6 @@ def _bsl_measured(runs: dict, drop: float, alpha_B: float) -> dict:
     return out
 
 
-def exp_over_draws(by_draw: dict, note: str) -> Measure:
-    """A ratio through its log, the draw as the unit: geometric mean and interval mapped back."""
-    m = interval_over_draws(by_draw)
-    ex = lambda v: math.exp(v) if v is not None and math.isfinite(v) else None
-    return Measure(ex(m.value) or math.nan, ex(m.lo), ex(m.hi), note=note, n=m.n)
-
-
 def _bsl_figure(runs: dict, B_star: float, alpha_B: float) -> list[Figure]:
     pts = [Series(f"{kind}, draw {d}, lr {r['lr'][0]:g}", r["L"][:, 0], r["Bs"][:, 0], "points")
            for kind, draws in runs.items() for d, r in draws.items()]
@@ -218,7 +139,7 @@ def batch_size_vs_loss(alpha_B: Pos, B_star: Pos, data: dict, sources: list[str]
          "n_micro": n_micro}
     per_run = steps * B + (n_checks + 1) * n_micro * b_small  # windows, probes counted as steps
     runs_n = len(sources) * len(data_draws) * len(seeds) * len(lr_grid)
-    rung = ladder(gpt, flops, budget_scale, 1, 0.0, runs_n * per_run * gpt["T"])[-1]
+    rung = gpt_ladder(gpt, flops, budget_scale, 1, 0.0, runs_n * per_run * gpt["T"])[-1]
     runs = {}
     for kind in sources:
         runs[kind] = {d: _bsl_draw(rung.shape.cfg, corpus(kind, d, data, gpt["T"], gpt["eval_seqs"]),

@@ -14,8 +14,7 @@ from principia.evidence import Evidence, Figure, Measure, Series, interval_from_
 from principia.types import Frac, NonNeg, Pos, PosInt, Seeds
 
 from .lab.budget import Shape, fit_ladder, gpt_family, scaled
-from .lab.data import MarkovSource
-from .lab.lm import LMSetting, heldout, train_lm
+from .lab.lm import LMSetting, train_lm
 from .lab.noise import best_lr, best_value, loglog_slope
 from .lab.pairs import fit_pairs
 from .lab.stacks import mlp_params
@@ -23,6 +22,7 @@ from .lab.text import NAME as TEXT_NAME, TextSource
 from .lab.train import lr_at
 from .lab.mup import MuAdam, mu_ensemble
 from .lab.tuning import Layout, nested_seed, recorded, replication, scale
+from .lab.sources import corpus, corpus_name
 from .lab.sweeps import adam, ci_exp, diverged_as, ensemble, grid, source
 
 __all__ = ["lr_vs_model_size", "cosine_vs_noam", "cosine_period", "GPT3_TABLE"]
@@ -185,7 +185,7 @@ GPT_DRAWS = ("a data draw on real text is a fresh sample of training windows (ea
 
 @dataclass(frozen=True)
 class Sources:
-    """The two data sources of the GPT claims: the standard library's bytes and a Markov source."""
+    """This module's flat YAML settings of the two sources (``lab.sources`` does the drawing)."""
 
     text_bytes: int
     held_out_frac: float
@@ -194,22 +194,21 @@ class Sources:
     alpha: float
     support: int
 
+    def data(self) -> dict:
+        return {"text": {"held_out_frac": self.held_out_frac, "train_bytes": self.text_bytes,
+                         "val_bytes": self.text_bytes},
+                "markov": {"V": self.V, "order": self.order, "alpha": self.alpha, "support": self.support}}
+
     def vocab(self, kind: str) -> int:
         return TextSource.V if kind == "text" else self.V
 
     def name(self, kind: str) -> str:
-        return TEXT_NAME if kind == "text" else f"markov:V{self.V}-order{self.order}"
+        return corpus_name(kind, self.data())
 
     def draw(self, kind: str, d: int, T: int, n_eval: int):
         """(training source, held-out windows) of draw d; windows differ between draws."""
-        if kind == "text":
-            train = TextSource("train", self.held_out_frac, self.text_bytes)
-            val = TextSource("val", self.held_out_frac, self.text_bytes)
-            return train, heldout(val, n_eval, T, seed=WINDOWS + d)
-        if kind != "markov":
-            raise ValueError(f"unknown source {kind!r} (text or markov)")
-        src = MarkovSource(self.V, self.order, self.alpha, seed=d, support=self.support)
-        return src, heldout(src, n_eval, T, seed=WINDOWS + d)
+        c = corpus(kind, d, self.data(), T, n_eval, windows_seed=WINDOWS + d)
+        return c.src, c.windows
 
 
 WINDOWS = 10 ** 6  # held-out windows' seed offset, apart from the members' stream seeds
